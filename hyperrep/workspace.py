@@ -1,0 +1,170 @@
+"""The on-disk layout of one workspace (a folder under ``cache/``) and atomic file writes.
+
+Every write goes to a temporary file in the target folder and is renamed into place, so a crash never leaves a
+half-written file that a later read takes for whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from hyperrep import __version__
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR = Path(os.environ.get("HYPERREP_CACHE", "cache"))
+
+
+def workspace_path(name_or_path: str | Path) -> Path:
+    """Resolve a workspace name (a folder under ``cache/``) or an explicit path to a folder path."""
+    path = Path(name_or_path)
+    if path.is_absolute() or len(path.parts) > 1 or path.exists():
+        return path
+    return CACHE_DIR / path
+
+
+def list_workspaces(cache_dir: str | Path | None = None) -> list[str]:
+    """List the workspace folders under ``cache_dir`` (default ``cache/``) that hold a zoo."""
+    root = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "zoo" / "config.json").is_file())
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def provenance() -> dict[str, str]:
+    """Return the code version and torch version that an artefact records beside its config."""
+    return {"hyperrep_version": __version__, "torch_version": torch.__version__}
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` (a dict or dataclass) as indented JSON, atomically."""
+    data = asdict(obj) if is_dataclass(obj) else obj
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    _atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n"))
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file, raising a clear error if it is missing or invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): delete it and rebuild the artefact") from err
+
+
+def write_parquet(path: str | Path, df: pd.DataFrame) -> None:
+    """Write a table as parquet, atomically."""
+    _atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a parquet table, raising a clear error if it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise ValueError(f"{path} is not a readable parquet file ({err}): delete it and rebuild") from err
+
+
+def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Write tensors as safetensors, atomically. Tensors are made contiguous and moved to the CPU."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, raising a clear error if it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises SafetensorError and others on corrupt headers
+        raise ValueError(f"{path} is not a valid safetensors file ({err}): delete it and rebuild") from err
+
+
+class Workspace:
+    """Paths of one workspace's artefacts.
+
+    Layout::
+
+        <root>/zoo/config.json            ZooConfig and provenance
+        <root>/zoo/table.parquet          one row per model x epoch
+        <root>/zoo/models/<model_id>.safetensors   every epoch's state_dict, keys "<epoch>/<param>"
+        <root>/encoders/<name>/           encoder config.json, checkpoint.safetensors, history.parquet
+        <root>/embeddings/<encoder>.parquet        latent per model_id x epoch
+        <root>/projections/<key>.parquet           UMAP coordinates and clusters, keyed by their parameters
+        <root>/samples/<key>/             decoded weights and their evaluations
+        <root>/reports/                   probe and generation reports
+        <root>/jobs.sqlite                job queue
+    """
+
+    def __init__(self, name_or_path: str | Path):
+        self.root = workspace_path(name_or_path)
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def zoo_dir(self) -> Path:
+        return self.root / "zoo"
+
+    @property
+    def encoders_dir(self) -> Path:
+        return self.root / "encoders"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def projections_dir(self) -> Path:
+        return self.root / "projections"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def jobs_db(self) -> Path:
+        return self.root / "jobs.sqlite"
+
+    def encoder_dir(self, encoder_name: str) -> Path:
+        return self.encoders_dir / encoder_name
+
+    def has_zoo(self) -> bool:
+        return (self.zoo_dir / "table.parquet").is_file()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
