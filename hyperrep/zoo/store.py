@@ -69,7 +69,11 @@ class Zoo:
                 )
         else:
             write_json(path, {"config": config.__dict__, **provenance()})
-        (workspace.zoo_dir / "models").mkdir(parents=True, exist_ok=True)
+        models_dir = workspace.zoo_dir / "models"
+        models_dir.mkdir(parents=True, exist_ok=True)
+        # Temporary files of writes that a crash interrupted; no reader ever opens them.
+        for stale in models_dir.glob(".*.tmp"):
+            stale.unlink()
         return Zoo(workspace)
 
     def weights_path(self, model_id: str) -> Path:
