@@ -7,7 +7,7 @@ weights first, so an interrupted build resumes without losing or duplicating a m
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -62,7 +62,8 @@ class Zoo:
         path = workspace.zoo_dir / "config.json"
         if path.is_file():
             existing = _config_from_dict(read_json(path)["config"])
-            if existing != config:
+            # The training method changes speed, not the models, so a resume may use another one.
+            if replace(existing, method=config.method) != config:
                 raise ValueError(
                     f"workspace {workspace.root} already holds a zoo with a different config: "
                     "use another workspace, or delete its zoo/ folder to rebuild"
