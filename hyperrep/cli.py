@@ -119,6 +119,22 @@ def _zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- worker -------------------------------------------------------------------------------------------------
+
+
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    from hyperrep.jobs.worker import add_arguments
+
+    add_arguments(parser)
+
+
+@command("worker", "run a job worker for a workspace's queue (the app starts one when needed)")(_worker_arguments)
+def _worker(args: argparse.Namespace) -> int:
+    from hyperrep.jobs.worker import run_from_args
+
+    return run_from_args(args)
+
+
 # --- entry point ----------------------------------------------------------------------------------------------
 
 

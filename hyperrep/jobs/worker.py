@@ -272,8 +272,14 @@ def ensure_worker(
 
 
 def build_parser(prog: str = "python -m hyperrep.jobs.worker") -> argparse.ArgumentParser:
-    """Return the command-line parser of the worker (also used by ``hyperrep worker``)."""
+    """Return the command-line parser of the worker."""
     parser = argparse.ArgumentParser(prog=prog, description="Run hyperrep jobs from a workspace's queue.")
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the worker's options to ``parser`` (also used by ``hyperrep worker``)."""
     parser.add_argument("--workspace", required=True, help="workspace name (folder under cache/) or path")
     parser.add_argument(
         "--import",
@@ -288,12 +294,15 @@ def build_parser(prog: str = "python -m hyperrep.jobs.worker") -> argparse.Argum
     parser.add_argument("--once", action="store_true", help="run at most one job, then exit")
     parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS", help="exit after this long with an empty queue")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a worker from command-line arguments; return the exit status."""
-    args = build_parser().parse_args(argv)
+    return run_from_args(build_parser().parse_args(argv))
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run a worker from parsed arguments (see ``add_arguments``); return the exit status."""
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s [worker pid %(process)d] %(name)s: %(message)s",
