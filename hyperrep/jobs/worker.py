@@ -306,6 +306,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s [worker pid %(process)d] %(name)s: %(message)s",
+        force=True,  # `hyperrep worker` arrives here with the CLI's handler already set
     )
     run_worker(
         args.workspace,
