@@ -1,0 +1,140 @@
+"""Embed a whole zoo with a trained encoder, and encode/decode helpers between weights and latent vectors.
+
+``embeddings/<encoder_name>.parquet`` has one row per model x epoch (every split, diverged models left out) with
+columns model_id, epoch, z0 .. z{latent_dim-1} (float32). ``embeddings/<encoder_name>.json`` records the
+encoder config and code version that made it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from hyperrep.device import get_device
+from hyperrep.encoder.data import zoo_tokens
+from hyperrep.encoder.model import HyperAutoencoder
+from hyperrep.encoder.train import load_encoder
+from hyperrep.weights.normalise import LayerNormaliser
+from hyperrep.weights.tokens import TokenLayout, detokenize_many
+from hyperrep.workspace import Workspace, provenance, read_json, write_json, write_parquet
+from hyperrep.zoo.store import Zoo
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+def latent_columns(latent_dim: int) -> list[str]:
+    """Return the embedding table's latent column names, z0 .. z{latent_dim-1}."""
+    return [f"z{i}" for i in range(latent_dim)]
+
+
+@torch.no_grad()
+def encode(
+    model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor, batch_size: int = 512
+) -> torch.Tensor:
+    """Map raw (not normalised) tokens (n_models, n_tokens, token_dim) to latents (n_models, latent_dim) on the CPU.
+
+    Runs on the model's device, in eval mode, without augmentation.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(tokens), batch_size):
+        batch = normaliser.transform(tokens[start:start + batch_size].to(device))  # (B, n_tokens, token_dim)
+        out.append(model.encode(batch).float().cpu())  # (B, latent_dim)
+    model.train(was_training)
+    if not out:
+        return torch.zeros(0, model.config.latent_dim)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode_tokens(
+    model: HyperAutoencoder, normaliser: LayerNormaliser, latents: torch.Tensor, batch_size: int = 512
+) -> torch.Tensor:
+    """Map latents (n_models, latent_dim) to raw tokens (n_models, n_tokens, token_dim) on the CPU."""
+    if latents.ndim != 2 or latents.shape[1] != model.config.latent_dim:
+        raise ValueError(f"latents have shape {tuple(latents.shape)}; expected (n_models, {model.config.latent_dim})")
+    if not torch.isfinite(latents).all():
+        raise ValueError("latents contain NaN or Inf values: check the sampler that produced them")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(latents), batch_size):
+        batch = latents[start:start + batch_size].to(device, torch.float32)
+        out.append(normaliser.inverse_transform(model.decode(batch)).cpu())  # (B, n_tokens, token_dim)
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, normaliser.layout.n_tokens, normaliser.layout.token_dim)
+
+
+def decode(
+    model: HyperAutoencoder, normaliser: LayerNormaliser, layout: TokenLayout, latents: torch.Tensor,
+    batch_size: int = 512,
+) -> list[dict[str, torch.Tensor]]:
+    """Map latents (n_models, latent_dim) to state_dicts that load into ``build_model``'s module of the zoo."""
+    return detokenize_many(decode_tokens(model, normaliser, latents, batch_size), layout)
+
+
+def embed_zoo(
+    zoo: Zoo,
+    workspace: Workspace | str | Path | None = None,
+    encoder_name: str = "default",
+    progress: Progress | None = None,
+    batch_size: int = 512,
+) -> pd.DataFrame:
+    """Embed every checkpoint (model x epoch, all splits, diverged models left out) and store the table.
+
+    Parameters
+    ----------
+    zoo : Zoo
+    workspace : Workspace, str or Path, optional
+        Holds the encoder and receives ``embeddings/<encoder_name>.parquet``; by default the zoo's workspace.
+    encoder_name : str, default "default"
+    progress : callable(done, total, message), optional
+        Called after each batch of models, with the number of models embedded so far.
+
+    Returns
+    -------
+    pandas.DataFrame with columns model_id, epoch, z0 .. z{latent_dim-1}
+    """
+    workspace = zoo.workspace if workspace is None else workspace
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    model, normaliser, layout, config = load_encoder(workspace, encoder_name)
+    model.to(get_device())
+
+    # Read and embed a slice of models at a time, so memory stays bounded on large zoos.
+    model_ids = zoo.model_ids()
+    if not model_ids:
+        raise ValueError(f"zoo {zoo.workspace.root} has no models with status 'ok' to embed")
+    parts = []
+    models_per_chunk = max(1, batch_size // max(1, len(zoo.epochs)))
+    for start in range(0, len(model_ids), models_per_chunk):
+        chunk = model_ids[start:start + models_per_chunk]
+        tokens, index = zoo_tokens(zoo, layout, model_ids=chunk)
+        latents = encode(model, normaliser, tokens, batch_size).numpy()
+        parts.append(pd.concat([index, pd.DataFrame(latents, columns=latent_columns(config.latent_dim))], axis=1))
+        done = min(start + models_per_chunk, len(model_ids))
+        if progress is not None:
+            progress(done, len(model_ids), f"embedded {done}/{len(model_ids)} models")
+
+    table = pd.concat(parts, ignore_index=True)
+    table[latent_columns(config.latent_dim)] = table[latent_columns(config.latent_dim)].astype("float32")
+    table["epoch"] = table["epoch"].astype("int64")
+    path = workspace.embeddings_dir / f"{encoder_name}.parquet"
+    write_parquet(path, table)
+    encoder_config = read_json(workspace.encoder_dir(encoder_name) / "config.json")["config"]
+    write_json(path.with_suffix(".json"), {
+        "encoder_name": encoder_name, "encoder_config": encoder_config, "n_rows": len(table),
+        "n_models": len(model_ids), "zoo_root": str(zoo.workspace.root), **provenance(),
+    })
+    logger.info("embedded %d checkpoints of %d models with encoder %s into %s", len(table), len(model_ids),
+                encoder_name, path)
+    return table
+

@@ -1,0 +1,38 @@
+"""Tests of embedding a zoo and of decoding latents back to working networks."""
+
+import torch
+
+from hyperrep.encoder.data import zoo_tokens
+from hyperrep.encoder.embed import decode, embed_zoo, encode, latent_columns
+from hyperrep.workspace import read_parquet
+
+
+def test_embed_has_one_row_per_checkpoint(small_zoo, overfit_run):
+    table = embed_zoo(small_zoo, encoder_name="overfit")
+    ok = small_zoo.table[small_zoo.table["model_id"].isin(small_zoo.model_ids())]
+    assert len(table) == len(ok)
+    assert set(zip(table["model_id"], table["epoch"])) == set(zip(ok["model_id"], ok["epoch"]))
+    assert "m0009" not in set(table["model_id"])
+
+
+def test_embed_writes_float32_latents(small_zoo, overfit_run):
+    embed_zoo(small_zoo, encoder_name="overfit")
+    table = read_parquet(small_zoo.workspace.embeddings_dir / "overfit.parquet")
+    columns = latent_columns(overfit_run.config.latent_dim)
+    assert list(table.columns) == ["model_id", "epoch", *columns]
+    assert all(str(table[c].dtype) == "float32" for c in columns)
+
+
+def test_decode_encode_keeps_accuracy(small_zoo, overfit_run):
+    tokens, index = zoo_tokens(small_zoo, overfit_run.layout, "train", epochs=[3])
+    latents = encode(overfit_run.model, overfit_run.normaliser, tokens)
+    state_dicts = decode(overfit_run.model, overfit_run.normaliser, overfit_run.layout, latents)
+
+    x, y = small_zoo.dataset.split("test")
+    for model_id, state_dict in zip(index["model_id"], state_dicts):
+        module = small_zoo.load_module(model_id, 3)
+        with torch.no_grad():
+            original = (module(x).argmax(1) == y).float().mean().item()
+            module.load_state_dict(state_dict)
+            decoded = (module(x).argmax(1) == y).float().mean().item()
+        assert decoded > original - 0.05, model_id
