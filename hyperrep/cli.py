@@ -135,6 +135,82 @@ def _worker(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+# --- project --------------------------------------------------------------------------------------------------
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from err
+
+
+def _project_arguments(parser: argparse.ArgumentParser) -> None:
+    from hyperrep.analysis.projection import METRICS, ProjectionConfig
+
+    defaults = ProjectionConfig()
+    _add_workspace(parser)
+    parser.add_argument("--encoder", default=defaults.encoder,
+                        help="name of the encoder whose embeddings/<name>.parquet is projected (default: default)")
+    parser.add_argument("--components", type=int, choices=[2, 3], default=defaults.n_components,
+                        help="dimensions of the map")
+    parser.add_argument("--n-neighbors", type=int, default=defaults.n_neighbors,
+                        help="UMAP neighbourhood size; the embeddings need at least this many points plus one")
+    parser.add_argument("--min-dist", type=float, default=defaults.min_dist,
+                        help="UMAP minimum distance between points on the map, in [0, 1]")
+    parser.add_argument("--metric", choices=METRICS, default=defaults.metric, help="distance between embeddings")
+    parser.add_argument("--n-epochs", type=int, default=defaults.n_epochs, help="UMAP optimisation epochs")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="UMAP random seed")
+    parser.add_argument("--min-cluster-size", type=int, default=defaults.min_cluster_size,
+                        help="smallest HDBSCAN cluster, in points")
+    parser.add_argument("--epochs", type=_ints, default=None,
+                        help="comma-separated zoo epochs to project (default: all)")
+    parser.add_argument("--force", action="store_true", help="recompute even if a stored projection matches")
+
+
+@command("project", "project an encoder's embeddings with UMAP and cluster them with HDBSCAN")(_project_arguments)
+def _project(args: argparse.Namespace) -> int:
+    from hyperrep.analysis.projection import ProjectionConfig, project_embeddings
+
+    config = ProjectionConfig(
+        n_components=args.components, n_neighbors=args.n_neighbors, min_dist=args.min_dist, metric=args.metric,
+        n_epochs=args.n_epochs, seed=args.seed, min_cluster_size=args.min_cluster_size, encoder=args.encoder,
+        epochs=args.epochs,
+    )
+    projection = project_embeddings(Workspace(args.workspace), config, force=args.force)
+    n_noise = int((projection.table["cluster"] < 0).sum())
+    print(f"projection {'reused from' if projection.reused else 'written to'} {projection.path}")
+    print(f"{len(projection.table)} points, {projection.n_clusters} clusters ({n_noise} noise points), "
+          f"{projection.seconds:.1f} s, {'reused' if projection.reused else 'computed'}")
+    return 0
+
+
+# --- report ---------------------------------------------------------------------------------------------------
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--encoders", type=_strings, default=None,
+                        help="comma-separated encoder names under embeddings/ (default: all); each counts as a seed")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="number of encoder seeds the report needs (default: as many as there are)")
+
+
+@command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)
+def _report(args: argparse.Namespace) -> int:
+    from hyperrep.analysis.report import ReportConfig, probe_report
+
+    bar = TqdmProgress("probes", unit="probe")
+    try:
+        report = probe_report(Workspace(args.workspace), ReportConfig(encoders=args.encoders, n_seeds=args.seeds),
+                              progress=bar)
+    finally:
+        bar.close()
+    print(report.paths["markdown"].read_text())
+    print(f"report written to {report.paths['markdown']} and {report.paths['csv']}")
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------------------------------
 
 

@@ -65,6 +65,11 @@ def write_json(path: str | Path, obj: Any) -> None:
     _atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n"))
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file (UTF-8), atomically."""
+    _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def read_json(path: str | Path) -> Any:
     """Read a JSON file, raising a clear error if it is missing or invalid."""
     path = Path(path)

@@ -1,0 +1,1 @@
+"""Analysis of a zoo and its embeddings: projection and clusters, trajectories, baseline features, probes, report."""

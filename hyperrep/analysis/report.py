@@ -1,0 +1,233 @@
+"""The probe report: every target probed from W, s(W) and each encoder's embeddings, written as CSV and Markdown.
+
+Each encoder counts as one seed of the hyper-representation, so its column is a mean ± std over encoders. W and
+s(W) are deterministic functions of the weights and the probes and splits are deterministic too, so their rows
+have std 0 and n_seeds 1; the model split is the zoo's own and is never reshuffled, because the encoders were
+trained on the zoo's train models and a reshuffled split would put them in the test set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from hyperrep.analysis.features import (
+    KEY_COLUMNS, flat_weights, list_encoders, read_embeddings, split_features, weight_statistics,
+)
+from hyperrep.analysis.probes import Target, candidate_targets, run_probe, skip_reason
+from hyperrep.workspace import Workspace, provenance, write_json, write_parquet, write_text
+from hyperrep.zoo.store import STATUS_OK, Zoo
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+FEATURE_SETS: tuple[str, ...] = ("W", "sW", "hyperrep")
+FEATURE_LABELS: dict[str, str] = {"W": "W", "sW": "s(W)", "hyperrep": "hyper-rep"}
+METRIC_LABELS: dict[str, str] = {"r2": "R²", "kendall_tau": "Kendall τ", "accuracy": "accuracy"}
+REPORT_COLUMNS: tuple[str, ...] = ("target", "features", "metric", "mean", "std", "n_seeds")
+
+
+@dataclass
+class ReportConfig:
+    """Settings of one probe report. Saved as ``reports/report.json`` beside it.
+
+    ``encoders`` are the names under ``embeddings/`` (None: all of them); ``n_seeds`` is the number of encoders
+    the report needs (None: as many as there are).
+    """
+
+    encoders: list[str] | None = None
+    n_seeds: int | None = None
+
+
+@dataclass
+class Report:
+    """A written probe report."""
+
+    summary: pd.DataFrame  # target, features, metric, mean, std, n_seeds
+    scores: pd.DataFrame  # one row per target, features, encoder and metric: the score of one probe
+    skipped: dict[str, str]  # "target (task)" -> reason
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def _checkpoint_table(zoo: Zoo) -> pd.DataFrame:
+    """Return the zoo table's rows of models whose status is ok, logging how many diverged models are left out."""
+    table = zoo.table
+    ok_models = zoo.model_ids(status=STATUS_OK)
+    n_left_out = table["model_id"].nunique() - len(ok_models)
+    if n_left_out:
+        logger.info("leaving out %d diverged model(s) from the probes", n_left_out)
+    return table[table["model_id"].isin(ok_models)].sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
+
+
+def _encoders(workspace: Workspace, config: ReportConfig) -> list[str]:
+    available = list_encoders(workspace)
+    encoders = config.encoders if config.encoders is not None else available
+    unknown = [e for e in encoders if e not in available]
+    if unknown:
+        raise FileNotFoundError(
+            f"no embeddings for encoder(s) {unknown} in {workspace.embeddings_dir}; "
+            f"available: {', '.join(available) or 'none'}"
+        )
+    if config.n_seeds is not None and len(encoders) < config.n_seeds:
+        # TODO: train the missing encoders with other seeds and embed the zoo, once the encoder API is in place.
+        raise ValueError(
+            f"the report needs {config.n_seeds} encoder seeds but workspace {workspace.name!r} has embeddings of "
+            f"{len(encoders)} ({', '.join(encoders) or 'none'}): train and embed more encoders with other seeds, "
+            "or lower --seeds"
+        )
+    if not encoders:
+        logger.warning("workspace %s has no embeddings: the report has W and s(W) only", workspace.name)
+    return encoders
+
+
+def _feature_matrices(
+    zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str],
+) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
+    """Return the checkpoints every feature set covers and, per (features, encoder), the aligned matrix."""
+    keys = table.loc[:, list(KEY_COLUMNS)]
+    embedded = {}
+    for encoder in encoders:
+        embeddings = read_embeddings(workspace, encoder)
+        missing = len(keys.merge(embeddings[list(KEY_COLUMNS)], how="left", indicator=True)
+                      .query("_merge == 'left_only'"))
+        if missing:
+            logger.warning("encoder %r has no embeddings for %d of %d checkpoints; probing the rest only",
+                           encoder, missing, len(keys))
+        embedded[encoder] = embeddings
+        keys = keys.merge(embeddings[list(KEY_COLUMNS)], on=list(KEY_COLUMNS))
+    if keys.empty:
+        raise ValueError(f"no checkpoint of zoo {zoo.dir} has embeddings from every encoder {encoders}")
+
+    matrices = {("W", ""): flat_weights(zoo, keys), ("sW", ""): weight_statistics(zoo, keys)}
+    for encoder, embeddings in embedded.items():
+        _, matrices[("hyperrep", encoder)] = split_features(keys.merge(embeddings, on=list(KEY_COLUMNS)))
+    return keys, matrices
+
+
+def _summarise(scores: pd.DataFrame) -> pd.DataFrame:
+    """Return mean, std (ddof=1 over encoders; 0 for a single seed) and n_seeds per target, features, metric."""
+    grouped = scores.groupby(["target", "features", "metric"], sort=False)["value"]
+    summary = grouped.agg(mean="mean", n_seeds="count").reset_index()
+    std = grouped.std(ddof=1).fillna(0.0).to_numpy()
+    summary.insert(4, "std", std)
+    return summary.loc[:, list(REPORT_COLUMNS)]
+
+
+def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspace, table: pd.DataFrame,
+              encoders: list[str], targets: list[Target]) -> str:
+    """Return the report as Markdown: rows are target and metric, columns the feature sets as mean ± std."""
+    n_models = table.groupby("split")["model_id"].nunique()
+    transforms = {t.name: t.transform for t in targets if t.transform != "none"}
+    lines = [
+        f"# Probe report: workspace {workspace.name}",
+        "",
+        f"{table['model_id'].nunique()} models x {table['epoch'].nunique()} checkpoints; split by model: "
+        + ", ".join(f"{n_models.get(s, 0)} {s}" for s in ("train", "val", "test"))
+        + ". Scores are on the test models.",
+        f"Encoders (one seed each): {', '.join(encoders) if encoders else 'none'}. "
+        "W and s(W) are deterministic, so their std is 0 over 1 seed.",
+    ]
+    if transforms:
+        lines.append("Regressed on log10: " + ", ".join(sorted(transforms)) + ".")
+    header = ["target", "metric", *(FEATURE_LABELS[f] for f in FEATURE_SETS)]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells = summary.set_index(["target", "metric", "features"])
+    for (target, metric), _ in summary.groupby(["target", "metric"], sort=False):
+        row = [target, METRIC_LABELS[metric]]
+        for features in FEATURE_SETS:
+            if (target, metric, features) not in cells.index:
+                row.append("n/a")
+                continue
+            cell = cells.loc[(target, metric, features)]
+            text = f"{cell['mean']:.3f} ± {cell['std']:.3f}"
+            if features == "hyperrep":
+                text += f" ({int(cell['n_seeds'])} seeds)"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    if skipped:
+        lines += ["", "Skipped targets:", ""]
+        lines += [f"- {name}: {reason}" for name, reason in skipped.items()]
+    return "\n".join(lines) + "\n"
+
+
+def probe_report(
+    workspace: Workspace | str | Path,
+    config: ReportConfig | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Probe every target from W, s(W) and each encoder's embeddings; write the report under ``reports/``.
+
+    Writes ``report.csv`` (columns target, features, metric, mean, std, n_seeds), ``report.md``, ``report.json``
+    (config, targets, skipped targets, provenance) and ``predictions/<target>-<task>.parquet`` (model_id, epoch,
+    split, true, predicted, features, encoder) for the app's predicted-vs-true plots.
+
+    Parameters
+    ----------
+    workspace : Workspace or str or Path
+        A workspace with a zoo and, for the hyper-rep column, ``embeddings/<encoder>.parquet`` files.
+    config : ReportConfig, optional
+        Which encoders, and how many seeds are required. Default: every encoder present.
+    progress : callable(done, total, message), optional
+        Called after each probe.
+    """
+    start = time.perf_counter()
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    config = config if config is not None else ReportConfig()
+    zoo = Zoo(workspace)
+    encoders = _encoders(workspace, config)
+    table = _checkpoint_table(zoo)
+    keys, matrices = _feature_matrices(zoo, workspace, table, encoders)
+    table = keys.merge(table, on=list(KEY_COLUMNS))
+
+    targets, skipped = [], {}
+    for target in candidate_targets(table):
+        reason = skip_reason(target, table)
+        if reason is None:
+            targets.append(target)
+        else:
+            skipped[f"{target.name} ({target.task})"] = reason
+            logger.info("skipping target %s (%s): %s", target.name, target.task, reason)
+
+    scores, predictions = [], {}
+    total, done = len(targets) * len(matrices), 0
+    for target in targets:
+        for (features, encoder), matrix in matrices.items():
+            done += 1
+            try:
+                result = run_probe(matrix, table, target)
+            except ValueError as err:
+                skipped[f"{target.name} ({target.task})"] = str(err)
+                logger.warning("probe of %s (%s) from %s failed: %s", target.name, target.task, features, err)
+                continue
+            for metric, value in result.metrics.items():
+                scores.append({"target": target.name, "features": features, "encoder": encoder,
+                               "metric": metric, "value": value, "regularisation": result.regularisation})
+            predictions.setdefault(target, []).append(result.predictions.assign(features=features, encoder=encoder))
+            if progress is not None:
+                progress(done, total, f"{target.name} from {FEATURE_LABELS[features]}")
+    if not scores:
+        raise ValueError(f"no target could be probed in workspace {workspace.name!r}: see the logged reasons")
+
+    scores = pd.DataFrame(scores)
+    summary = _summarise(scores)
+    reports_dir = workspace.reports_dir
+    paths = {"csv": reports_dir / "report.csv", "markdown": reports_dir / "report.md",
+             "json": reports_dir / "report.json", "predictions": reports_dir / "predictions"}
+    for target, frames in predictions.items():
+        write_parquet(paths["predictions"] / f"{target.name}-{target.task}.parquet", pd.concat(frames))
+    write_parquet(reports_dir / "scores.parquet", scores)
+    write_text(paths["csv"], summary.to_csv(index=False, float_format="%.6g"))
+    write_text(paths["markdown"], _markdown(summary, skipped, workspace, table, encoders, targets))
+    write_json(paths["json"], {
+        "config": asdict(config), "encoders": encoders, "targets": [asdict(t) for t in targets],
+        "skipped": skipped, "n_checkpoints": len(table), "seconds": round(time.perf_counter() - start, 3),
+        **provenance(),
+    })
+    logger.info("probe report written to %s (%d probes in %.1f s)", reports_dir, done, time.perf_counter() - start)
+    return Report(summary=summary, scores=scores, skipped=skipped, paths=paths)
