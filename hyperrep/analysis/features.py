@@ -78,7 +78,7 @@ def flat_weights(zoo: Zoo, keys: pd.DataFrame | Iterable[tuple[str, int]]) -> np
     Parameters
     ----------
     zoo : Zoo
-        The zoo that holds the checkpoints.
+        The zoo that contains the checkpoints.
     keys : DataFrame with ``model_id`` and ``epoch``, or iterable of (model_id, epoch)
         The checkpoints, one row of the result each.
 

@@ -82,7 +82,7 @@ def _cache_umap_compilation() -> None:
     call in every process: 13-16 s of a first 5,000-point projection on a busy 2-core CPU, against 2-4 s for the
     projection itself. numba keys each cache file on the source file, so an upgraded umap-learn recompiles.
     NOTE: numba writes the cache beside umap-learn's sources when that folder is writable, else to the user's
-    cache folder; the environment variable NUMBA_CACHE_DIR chooses another folder.
+    cache folder. The environment variable NUMBA_CACHE_DIR chooses another folder.
     """
     global _COMPILATION_CACHED
     if _COMPILATION_CACHED:
@@ -98,7 +98,7 @@ def _cache_umap_compilation() -> None:
 
 
 class _SearchIndex:
-    """Nearest-neighbour queries for ``UMAP.transform``, answered by a fitted scikit-learn NearestNeighbors.
+    """Nearest-neighbour search for ``UMAP.transform``, backed by a fitted scikit-learn NearestNeighbors.
 
     NOTE: umap-learn 0.5 expects an NNDescent index here. It calls only ``query(X, k, epsilon=...)`` and reads
     ``_angular_trees``, so this stand-in works for 0.5.12; a later umap-learn may need more of the interface.
@@ -144,7 +144,7 @@ def fit_projection(features: np.ndarray, config: ProjectionConfig) -> FittedProj
     config.validate()
     features = np.asarray(features, dtype=np.float32)
     n_points = features.shape[0]
-    check_size(n_points, config, what="features")
+    check_size(n_points, config, description="features")
     if not np.isfinite(features).all():
         bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
         raise ValueError(f"features have NaN or Inf in {len(bad)} row(s), e.g. row {bad[0]}: drop them first")
@@ -174,17 +174,17 @@ def fit_projection(features: np.ndarray, config: ProjectionConfig) -> FittedProj
     )
 
 
-def check_size(n_points: int, config: ProjectionConfig, what: str) -> None:
+def check_size(n_points: int, config: ProjectionConfig, description: str) -> None:
     """Raise ValueError when ``n_points`` is too few for UMAP's neighbourhoods or for one HDBSCAN cluster."""
     needed = config.n_neighbors + 1
     if n_points < needed:
         raise ValueError(
-            f"{what} has {n_points} points; UMAP needs at least n_neighbors+1 = {needed}: "
+            f"{description} has {n_points} points; UMAP needs at least n_neighbors+1 = {needed}: "
             "build a larger zoo or lower n_neighbors"
         )
     if n_points < config.min_cluster_size:
         raise ValueError(
-            f"{what} has {n_points} points, fewer than min_cluster_size={config.min_cluster_size}: "
+            f"{description} has {n_points} points, fewer than min_cluster_size={config.min_cluster_size}: "
             "lower min_cluster_size"
         )
 
@@ -238,13 +238,13 @@ def projection_key(config: ProjectionConfig, embeddings_hash: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _select_epochs(embeddings: pd.DataFrame, config: ProjectionConfig, what: str) -> pd.DataFrame:
+def _select_epochs(embeddings: pd.DataFrame, config: ProjectionConfig, description: str) -> pd.DataFrame:
     if config.epochs is None:
         return embeddings
     available = sorted(embeddings["epoch"].unique().tolist())
     missing = [e for e in config.epochs if e not in available]
     if missing:
-        raise ValueError(f"{what} has no epoch(s) {missing}; it has epochs {available}")
+        raise ValueError(f"{description} has no epoch(s) {missing}; it has epochs {available}")
     return embeddings[embeddings["epoch"].isin(config.epochs)].reset_index(drop=True)
 
 
@@ -286,13 +286,13 @@ def project_embeddings(
         return Projection(table, config, key, path, reused=True, seconds=time.perf_counter() - start,
                           info=read_json(info_path))
 
-    what = f"embeddings {config.encoder!r} of workspace {workspace.name!r}"
+    description = f"embeddings {config.encoder!r} of workspace {workspace.name!r}"
     if config.epochs is not None:
-        what += f" (epochs {config.epochs})"
-    selected = _select_epochs(embeddings, config, what)
+        description += f" (epochs {config.epochs})"
+    selected = _select_epochs(embeddings, config, description)
     keys, features = split_features(selected)
-    check_size(len(keys), config, what)
-    logger.info("computing projection %s of %s: %d points, config %s", key, what, len(keys), asdict(config))
+    check_size(len(keys), config, description)
+    logger.info("computing projection %s of %s: %d points, config %s", key, description, len(keys), asdict(config))
     start = time.perf_counter()
     fitted = fit_projection(features, config)
     seconds = time.perf_counter() - start
@@ -326,8 +326,8 @@ def fitted_projection(workspace: Workspace | str | Path, config: ProjectionConfi
     keys, features = split_features(selected)
     fitted = fit_projection(features, config)
     stored = projection.table[config.coordinate_columns].to_numpy()
-    # NOTE: a refit with the same seed reproduced the stored coordinates in tests on one machine; other BLAS or
-    # numba builds may differ slightly, and then new points land on a refitted map, not exactly the stored one.
+    # NOTE: a refit with the same seed reproduced the stored coordinates in tests on one machine. Other BLAS or
+    # numba builds may differ slightly, so new points would land on a refitted map, not exactly the stored one.
     if stored.shape != fitted.coordinates.shape or not np.allclose(stored, fitted.coordinates, atol=1e-3):
         logger.warning("refitted projection %s differs from its stored coordinates", projection.key)
     _FITTED[projection.key] = fitted
@@ -341,8 +341,8 @@ def place_points(
 ) -> pd.DataFrame:
     """Place new embeddings (e.g. of sampled models) on a stored projection and into its clusters.
 
-    ``points`` has the embeddings' feature columns (``z0..``) and any id columns; the result keeps the non-feature
-    columns and adds x, y (, z), cluster and cluster_probability.
+    ``points`` has the embeddings' feature columns (``z0..``) and any id columns. The result keeps the id columns
+    and adds x, y (, z), cluster and cluster_probability.
     """
     if points.empty:
         raise ValueError("points is empty: pass at least one embedding to place on the projection")

@@ -1,9 +1,9 @@
 """The probe report: every target probed from W, s(W) and each encoder's embeddings, written as CSV and Markdown.
 
 Each encoder counts as one seed of the hyper-representation, so its column is a mean ± std over encoders. W and
-s(W) are deterministic functions of the weights and the probes and splits are deterministic too, so their rows
-have std 0 and n_seeds 1; the model split is the zoo's own and is never reshuffled, because the encoders were
-trained on the zoo's train models and a reshuffled split would put them in the test set.
+s(W) are deterministic functions of the weights, and the probes and splits are deterministic too, so their rows
+have std 0 and n_seeds 1. The model split is the zoo's own and is never reshuffled: the encoders were trained on
+the zoo's train models, and a reshuffled split would put some of those models in the test set.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Trajectories of models through epochs on a projection, and selections made on the map as (model_id, epoch).
 
-Pure functions on tables, used by the app: a selection comes from Streamlit's ``st.plotly_chart(on_select=...)``
-event, whose points carry ``customdata = [model_id, epoch, ...]``; point indices are never used, because they
+Pure functions on tables, used by the app. A selection comes from Streamlit's ``st.plotly_chart(on_select=...)``
+event, whose points carry ``customdata = [model_id, epoch, ...]``. Point indices are never used, because they
 change with the figure's traces and filters.
 """
 

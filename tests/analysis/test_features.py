@@ -16,7 +16,7 @@ from hyperrep.zoo.store import Zoo
 
 @pytest.fixture(scope="module")
 def handmade_zoo(tmp_path_factory):
-    """A one-model mlp zoo whose weights are set by hand: every tensor holds 0, 1, 2, ... (plus the epoch)."""
+    """A one-model mlp zoo whose weights are set by hand: every tensor contains 0, 1, 2, ... (plus the epoch)."""
     workspace = Workspace(tmp_path_factory.mktemp("ws") / "handmade")
     zoo = Zoo.create(workspace, ZooConfig(dataset="digits", architecture="mlp", n_models=1, epochs=1))
     template = zoo.build_module().state_dict()
@@ -35,7 +35,7 @@ def test_statistics_match_hand_computation(handmade_zoo):
     stats = weight_statistics(handmade_zoo, [("m0000", 0)])
     names = weight_statistic_names(handmade_zoo)
     bias = {name.split("/")[1]: stats[0, i] for i, name in enumerate(names) if name.startswith("fc3.bias/")}
-    # fc3.bias holds 0..9: mean 4.5, population variance 8.25, percentile p at 9 * p / 100.
+    # fc3.bias contains 0..9: mean 4.5, population variance 8.25, percentile p at 9 * p / 100.
     expected = {"mean": 4.5, "var": 8.25, "p1": 0.09, "p25": 2.25, "p50": 4.5, "p75": 6.75, "p99": 8.91}
     for stat, value in expected.items():
         assert bias[stat] == pytest.approx(value, abs=1e-5), stat

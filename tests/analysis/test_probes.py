@@ -1,4 +1,4 @@
-"""Linear probes on synthetic features with known answers, and on a real digits zoo."""
+"""Linear probes on synthetic features with a known linear relation or labelling, and on a real digits zoo."""
 
 from __future__ import annotations
 
