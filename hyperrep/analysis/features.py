@@ -168,7 +168,7 @@ def list_encoders(workspace: Workspace | str | Path) -> list[str]:
     return sorted(p.stem for p in workspace.embeddings_dir.glob("*.parquet"))
 
 
-def read_embeddings(workspace: Workspace | str | Path, encoder_name: str = "default") -> pd.DataFrame:
+def load_embeddings(workspace: Workspace | str | Path, encoder_name: str = "default") -> pd.DataFrame:
     """Read ``embeddings/<encoder_name>.parquet``: model_id, epoch, z0..z{latent_dim-1}, sorted by model and epoch.
 
     Raises FileNotFoundError naming the encoders that do have embeddings, and ValueError for a malformed table.

@@ -22,7 +22,7 @@ import pandas as pd
 import umap
 from sklearn.neighbors import NearestNeighbors
 
-from hyperrep.analysis.features import KEY_COLUMNS, read_embeddings, split_features
+from hyperrep.analysis.features import KEY_COLUMNS, load_embeddings, split_features
 from hyperrep.workspace import Workspace, provenance, read_json, read_parquet, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
@@ -136,8 +136,9 @@ class FittedProjection:
 def fit_projection(features: np.ndarray, config: ProjectionConfig) -> FittedProjection:
     """Fit UMAP on ``features`` (n_points, n_features) and HDBSCAN on the resulting coordinates.
 
-    The k nearest neighbours come from scikit-learn and are passed to UMAP as ``precomputed_knn``: umap-learn's
-    own search JIT-compiles on its first call in a process, which took 29-37 s for 4,096 points or more.
+    The k nearest neighbours come from scikit-learn and are passed to UMAP as ``precomputed_knn``. umap-learn's
+    own search (pynndescent, used from 4,096 points) compiles on its first call in a process: a first 5,000-point
+    projection with it took 123 s on a busy 2-core CPU, against 24 s this way.
 
     Raises ValueError when there are fewer than ``n_neighbors + 1`` points or fewer than ``min_cluster_size``.
     """
@@ -220,8 +221,17 @@ class Projection:
 
 
 # Fitted UMAP and HDBSCAN objects live in this process only: they are pickles, and a pickle read from disk could
-# run code, so they are never written. A process that needs them for a stored projection refits them.
+# run code, so they are never written. A process that needs them for a stored projection refits them. Each one
+# keeps its training features and neighbour graph, so only the MAX_FITTED most recent stay in memory.
 _FITTED: dict[str, FittedProjection] = {}
+MAX_FITTED = 8
+
+
+def _remember(key: str, fitted: FittedProjection) -> None:
+    _FITTED.pop(key, None)
+    _FITTED[key] = fitted
+    while len(_FITTED) > MAX_FITTED:
+        del _FITTED[next(iter(_FITTED))]
 
 
 def content_hash(table: pd.DataFrame) -> str:
@@ -272,7 +282,7 @@ def project_embeddings(
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     config = config if config is not None else ProjectionConfig()
     config.validate()
-    embeddings = read_embeddings(workspace, config.encoder)
+    embeddings = load_embeddings(workspace, config.encoder)
     embeddings_hash = content_hash(embeddings)
     key = projection_key(config, embeddings_hash)
     path = workspace.projections_dir / f"{key}.parquet"
@@ -297,7 +307,7 @@ def project_embeddings(
     fitted = fit_projection(features, config)
     seconds = time.perf_counter() - start
     table = projection_table(keys, fitted, config)
-    _FITTED[key] = fitted
+    _remember(key, fitted)
 
     info = {
         "config": asdict(config), "key": key, "seconds": round(seconds, 3), "n_points": len(table),
@@ -322,7 +332,7 @@ def fitted_projection(workspace: Workspace | str | Path, config: ProjectionConfi
 
     logger.info("refitting projection %s in this process to place new points", projection.key)
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    selected = _select_epochs(read_embeddings(workspace, config.encoder), config, f"encoder {config.encoder!r}")
+    selected = _select_epochs(load_embeddings(workspace, config.encoder), config, f"encoder {config.encoder!r}")
     keys, features = split_features(selected)
     fitted = fit_projection(features, config)
     stored = projection.table[config.coordinate_columns].to_numpy()
@@ -330,7 +340,7 @@ def fitted_projection(workspace: Workspace | str | Path, config: ProjectionConfi
     # numba builds may differ slightly, so new points would land on a refitted map, not exactly the stored one.
     if stored.shape != fitted.coordinates.shape or not np.allclose(stored, fitted.coordinates, atol=1e-3):
         logger.warning("refitted projection %s differs from its stored coordinates", projection.key)
-    _FITTED[projection.key] = fitted
+    _remember(projection.key, fitted)
     return fitted
 
 

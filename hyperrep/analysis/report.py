@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hyperrep.analysis.features import (
-    KEY_COLUMNS, flat_weights, list_encoders, read_embeddings, split_features, weight_statistics,
+    KEY_COLUMNS, flat_weights, list_encoders, load_embeddings, split_features, weight_statistics,
 )
 from hyperrep.analysis.probes import Target, candidate_targets, run_probe, skip_reason
 from hyperrep.workspace import Workspace, provenance, write_json, write_parquet, write_text
@@ -93,7 +93,7 @@ def _feature_matrices(
     keys = table.loc[:, list(KEY_COLUMNS)]
     embedded = {}
     for encoder in encoders:
-        embeddings = read_embeddings(workspace, encoder)
+        embeddings = load_embeddings(workspace, encoder)
         missing = len(keys.merge(embeddings[list(KEY_COLUMNS)], how="left", indicator=True)
                       .query("_merge == 'left_only'"))
         if missing:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hyperrep.analysis import projection as projection_module
-from hyperrep.analysis.features import read_embeddings
+from hyperrep.analysis.features import load_embeddings
 from hyperrep.analysis.projection import (
     ProjectionConfig, fit_projection, list_projections, place_points, project_embeddings, with_zoo_columns,
 )
@@ -87,7 +87,7 @@ def test_projection_key_follows_config(analysis_workspace):
 def test_projection_key_follows_embeddings(embeddings_only):
     config = ProjectionConfig(encoder=ENCODER)
     before = project_embeddings(embeddings_only, config)
-    embeddings = read_embeddings(embeddings_only, ENCODER)
+    embeddings = load_embeddings(embeddings_only, ENCODER)
     embeddings["z0"] += 1.0
     write_parquet(embeddings_only.embeddings_dir / f"{ENCODER}.parquet", embeddings)
     after = project_embeddings(embeddings_only, config)
@@ -126,7 +126,7 @@ def test_fit_rejects_nan():
 def test_place_points(analysis_workspace):
     config = ProjectionConfig(encoder=ENCODER)
     project_embeddings(analysis_workspace, config)
-    new = read_embeddings(analysis_workspace, ENCODER).iloc[:4].assign(sample_id=["s0", "s1", "s2", "s3"])
+    new = load_embeddings(analysis_workspace, ENCODER).iloc[:4].assign(sample_id=["s0", "s1", "s2", "s3"])
     placed = place_points(analysis_workspace, config, new)
     assert placed["sample_id"].tolist() == ["s0", "s1", "s2", "s3"]
     assert np.isfinite(placed[["x", "y"]].to_numpy()).all()
@@ -135,7 +135,7 @@ def test_place_points(analysis_workspace):
 
 def test_place_points_after_restart(analysis_workspace):
     config = ProjectionConfig(encoder=ENCODER)
-    new = read_embeddings(analysis_workspace, ENCODER).iloc[:4]
+    new = load_embeddings(analysis_workspace, ENCODER).iloc[:4]
     before = place_points(analysis_workspace, config, new)
     projection_module._FITTED.clear()  # as in a new process: the fitted UMAP must be refitted, not unpickled
     after = place_points(analysis_workspace, config, new)
@@ -143,7 +143,7 @@ def test_place_points_after_restart(analysis_workspace):
 
 
 def test_place_points_wrong_width(analysis_workspace):
-    new = read_embeddings(analysis_workspace, ENCODER).iloc[:2, :5]
+    new = load_embeddings(analysis_workspace, ENCODER).iloc[:2, :5]
     with pytest.raises(ValueError, match="feature columns"):
         place_points(analysis_workspace, ProjectionConfig(encoder=ENCODER), new)
 
