@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import fields
 from typing import Callable
 
 from tqdm import tqdm
@@ -53,6 +54,13 @@ def _floats(text: str) -> list[float]:
 
 def _strings(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from err
 
 
 def _add_workspace(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +127,135 @@ def _zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- encoder ----------------------------------------------------------------------------------------------
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--field-name`` option per int, float, bool or str field of the dataclass ``cls``."""
+    defaults = cls()
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default = getattr(defaults, f.name)
+        option = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(option, type=_bool, default=default, metavar="{true,false}",
+                                help=f"(default: {default})")
+        elif isinstance(default, (int, float, str)):
+            parser.add_argument(option, type=type(default), default=default, help=f"(default: {default})")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def _dataclass_from_args(cls, args: argparse.Namespace, **overrides):
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **overrides})
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from hyperrep.encoder.config import EncoderConfig
+
+    _add_workspace(parser)
+    parser.add_argument("--name", default="default", help="encoder name within the workspace (default: default)")
+    parser.add_argument("--checkpoint-epochs", type=_ints, default=None,
+                        help="comma-separated zoo epochs to train on (default: all)")
+    parser.add_argument("--restart", action="store_true", help="start over instead of resuming a stored checkpoint")
+    _add_dataclass_options(parser, EncoderConfig, skip=("checkpoint_epochs",))
+
+
+@command("train", "train the weight autoencoder on a zoo (resumes from its last checkpoint)")(_train_arguments)
+def _train(args: argparse.Namespace) -> int:
+    from hyperrep.encoder.config import EncoderConfig
+    from hyperrep.encoder.train import train_encoder
+    from hyperrep.zoo.store import Zoo
+
+    config = _dataclass_from_args(EncoderConfig, args, checkpoint_epochs=args.checkpoint_epochs)
+    config.validate()
+    workspace = Workspace(args.workspace)
+    zoo = Zoo(workspace)
+    bar = TqdmProgress("encoder", unit="epoch")
+    start = time.perf_counter()
+    try:
+        run = train_encoder(zoo, config, workspace, args.name, progress=bar, resume=not args.restart)
+    finally:
+        bar.close()
+    last = run.history.iloc[-1]
+    losses = ", ".join(f"{k} {last[k]:.4f}" for k in run.history.columns if "loss" in k)
+    print(f"encoder written to {run.path}")
+    print(f"{run.epochs_done} epochs in {time.perf_counter() - start:.0f} s; last epoch: {losses}")
+    return 0
+
+
+def _embed_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--encoder", default="default", help="encoder name within the workspace (default: default)")
+
+
+@command("embed", "embed every checkpoint of the zoo with a trained encoder")(_embed_arguments)
+def _embed(args: argparse.Namespace) -> int:
+    from hyperrep.encoder.embed import embed_zoo
+    from hyperrep.zoo.store import Zoo
+
+    workspace = Workspace(args.workspace)
+    bar = TqdmProgress("embed", unit="model")
+    try:
+        table = embed_zoo(Zoo(workspace), workspace, args.encoder, progress=bar)
+    finally:
+        bar.close()
+    n_latent = sum(c.startswith("z") for c in table.columns)
+    print(f"embeddings written to {workspace.embeddings_dir / (args.encoder + '.parquet')}")
+    print(f"{len(table)} checkpoints of {table['model_id'].nunique()} models, latent_dim {n_latent}")
+    return 0
+
+
+# --- demo -----------------------------------------------------------------------------------------------------
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--n-models", type=int, default=None, help="zoo size (default: the demo's 96)")
+    parser.add_argument("--epochs", type=int, default=None, help="zoo training epochs (default: the demo's 12)")
+    parser.add_argument("--encoder-epochs", type=int, default=None, help="encoder training epochs")
+
+
+@command("demo", "build the default workspace: digits zoo, encoder, embeddings and projection")(_demo_arguments)
+def _demo(args: argparse.Namespace) -> int:
+    from hyperrep.pipeline import PipelineConfig, run_pipeline
+
+    config = PipelineConfig()
+    if args.n_models is not None:
+        config.zoo.n_models = args.n_models
+    if args.epochs is not None:
+        config.zoo.epochs = args.epochs
+    if args.encoder_epochs is not None:
+        config.encoder.epochs = args.encoder_epochs
+    bars: list[TqdmProgress] = []
+
+    def stage_progress(stage: str) -> TqdmProgress:
+        if bars:
+            bars[-1].close()
+        bars.append(TqdmProgress(stage))
+        return bars[-1]
+
+    start = time.perf_counter()
+    try:
+        projection = run_pipeline(Workspace(args.workspace), config, progress=stage_progress)
+    finally:
+        if bars:
+            bars[-1].close()
+    print(f"workspace {Workspace(args.workspace).root} is ready in {time.perf_counter() - start:.0f} s: "
+          f"{len(projection.table)} checkpoints on the map, {projection.n_clusters} clusters")
+    print("explore it with: make run   (or: streamlit run app.py -- --workspace "
+          f"{Workspace(args.workspace).name})")
+    return 0
+
+
 # --- worker -------------------------------------------------------------------------------------------------
 
 
@@ -136,13 +273,6 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 # --- project --------------------------------------------------------------------------------------------------
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from err
 
 
 def _project_arguments(parser: argparse.ArgumentParser) -> None:
