@@ -323,7 +323,8 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoders", type=_strings, default=None,
                         help="comma-separated encoder names under embeddings/ (default: all); each counts as a seed")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="number of encoder seeds the report needs (default: as many as there are)")
+                        help="number of encoder seeds the report needs; missing ones are trained with new seeds "
+                             "(default: as many as there are)")
 
 
 @command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)

@@ -9,8 +9,9 @@ the zoo's train models, and a reshuffled split would put some of those models in
 from __future__ import annotations
 
 import logging
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +22,7 @@ from hyperrep.analysis.features import (
     KEY_COLUMNS, flat_weights, list_encoders, load_embeddings, split_features, weight_statistics,
 )
 from hyperrep.analysis.probes import Target, candidate_targets, run_probe, skip_reason
-from hyperrep.workspace import Workspace, provenance, write_json, write_parquet, write_text
+from hyperrep.workspace import Workspace, provenance, read_json, write_json, write_parquet, write_text
 from hyperrep.zoo.store import STATUS_OK, Zoo
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ REPORT_COLUMNS: tuple[str, ...] = ("target", "features", "metric", "mean", "std"
 class ReportConfig:
     """Settings of one probe report. Saved as ``reports/report.json`` beside it.
 
-    ``encoders`` are the names under ``embeddings/`` (None: all of them); ``n_seeds`` is the number of encoders
-    the report needs (None: as many as there are).
+    ``encoders`` are the names under ``embeddings/`` (None: all of them). ``n_seeds`` is the number of encoders
+    the report needs (None: as many as there are). When there are fewer, the report trains and embeds more
+    encoders with other seeds first (see ``train_missing_encoders``).
     """
 
     encoders: list[str] | None = None
@@ -66,23 +68,62 @@ def _checkpoint_table(zoo: Zoo) -> pd.DataFrame:
 
 
 def _encoders(workspace: Workspace, config: ReportConfig) -> list[str]:
+    """Return the encoders to report, checking that each one has embeddings."""
     available = list_encoders(workspace)
-    encoders = config.encoders if config.encoders is not None else available
+    encoders = list(config.encoders) if config.encoders is not None else available
     unknown = [e for e in encoders if e not in available]
     if unknown:
         raise FileNotFoundError(
             f"no embeddings for encoder(s) {unknown} in {workspace.embeddings_dir}; "
             f"available: {', '.join(available) or 'none'}"
         )
-    if config.n_seeds is not None and len(encoders) < config.n_seeds:
-        # TODO: train the missing encoders with other seeds and embed the zoo, once the encoder API is in place.
-        raise ValueError(
-            f"the report needs {config.n_seeds} encoder seeds but workspace {workspace.name!r} has embeddings of "
-            f"{len(encoders)} ({', '.join(encoders) or 'none'}): train and embed more encoders with other seeds, "
-            "or lower --seeds"
-        )
-    if not encoders:
-        logger.warning("workspace %s has no embeddings: the report has W and s(W) only", workspace.name)
+    return encoders
+
+
+def _saved_encoder_config(workspace: Workspace, name: str):
+    """Return the EncoderConfig saved with encoder ``name``, or None when it has no ``config.json``."""
+    from hyperrep.encoder.config import EncoderConfig
+
+    path = workspace.encoder_dir(name) / "config.json"
+    return EncoderConfig.from_dict(read_json(path)["config"]) if path.is_file() else None
+
+
+def train_missing_encoders(
+    zoo: Zoo, workspace: Workspace, encoders: list[str], n_seeds: int, progress: Progress | None = None,
+) -> list[str]:
+    """Train and embed encoders with new seeds until there are ``n_seeds``; return all encoder names.
+
+    A new encoder copies the config of the first of ``encoders`` that has one (default: ``EncoderConfig()``) with
+    another seed, and is named ``<base>-seed<seed>``, where ``<base>`` is that encoder's name without any
+    ``-seed<k>`` ending (default: ``default``).
+    """
+    from hyperrep.encoder.config import EncoderConfig
+    from hyperrep.encoder.embed import embed_zoo
+    from hyperrep.encoder.train import train_encoder
+
+    configs = {name: _saved_encoder_config(workspace, name) for name in encoders}
+    saved = [(name, c) for name, c in configs.items() if c is not None]
+    base_name, base_config = saved[0] if saved else ("default", EncoderConfig())
+    base_name = re.sub(r"-seed\d+$", "", base_name)
+    used_seeds = {c.seed for _, c in saved}
+    encoders = list(encoders)
+
+    seed = 0
+    while len(encoders) < n_seeds:
+        name = f"{base_name}-seed{seed}"
+        if seed in used_seeds or name in encoders:
+            seed += 1
+            continue
+        logger.info("training encoder %s (seed %d) for the report's %d seeds", name, seed, n_seeds)
+
+        def report_epoch(done: int, total: int, message: str, name: str = name) -> None:
+            if progress is not None:
+                progress(done, total, f"encoder {name}: {message}")
+
+        train_encoder(zoo, replace(base_config, seed=seed), workspace, name=name, progress=report_epoch)
+        embed_zoo(zoo, workspace, encoder_name=name)
+        encoders.append(name)
+        used_seeds.add(seed)
     return encoders
 
 
@@ -173,14 +214,19 @@ def probe_report(
         A workspace with a zoo and, for the hyper-rep column, ``embeddings/<encoder>.parquet`` files.
     config : ReportConfig, optional
         Which encoders, and how many seeds are required. Default: every encoder present.
+        Missing seeds are trained, which takes minutes per encoder with the default EncoderConfig.
     progress : callable(done, total, message), optional
-        Called after each probe.
+        Called after each epoch of an encoder trained for a missing seed, then after each probe.
     """
     start = time.perf_counter()
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     config = config if config is not None else ReportConfig()
     zoo = Zoo(workspace)
     encoders = _encoders(workspace, config)
+    if config.n_seeds is not None and len(encoders) < config.n_seeds:
+        encoders = train_missing_encoders(zoo, workspace, encoders, config.n_seeds, progress)
+    if not encoders:
+        logger.warning("workspace %s has no embeddings: the report has W and s(W) only", workspace.name)
     table = _checkpoint_table(zoo)
     keys, matrices = _feature_matrices(zoo, workspace, table, encoders)
     table = keys.merge(table, on=list(KEY_COLUMNS))
