@@ -54,10 +54,12 @@ class EncoderConfig:
             raise ValueError(
                 f"linear_latent_dim={self.linear_latent_dim} must be in [0, latent_dim={self.latent_dim})"
             )
+
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size={self.batch_size} must be at least 2: the contrastive loss needs pairs")
+
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         if not 0.0 <= self.gamma <= 1.0:
@@ -68,6 +70,7 @@ class EncoderConfig:
             raise ValueError(f"noise_std={self.noise_std} must be >= 0")
         if not 0.0 <= self.erase_probability <= 1.0:
             raise ValueError(f"erase_probability={self.erase_probability} must be in [0, 1]")
+
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(f"lr={self.lr} must be positive and weight_decay={self.weight_decay} >= 0")
         if self.warmup_epochs < 0:
