@@ -6,7 +6,9 @@ Files in ``encoders/<name>/``:
 - ``checkpoint.safetensors``: model, normaliser, loss variances and AdamW state, with the epoch in its metadata;
 - ``history.parquet``: one row per epoch with train and validation losses.
  The checkpoint file is the
-source of truth on resume: history rows after its epoch are dropped.
+source of truth on resume: history rows after its epoch are dropped. Because the AdamW moments are saved and every
+epoch draws its batches and augmentations from its own seed, a resumed run repeats the losses of a run that never
+stopped (tested on the CPU with the same thread count).
 """
 
 from __future__ import annotations

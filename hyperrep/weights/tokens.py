@@ -22,7 +22,7 @@ LayerKind = Literal["conv", "linear"]
 
 @dataclass(frozen=True)
 class LayerLayout:
-    """Where one conv or linear layer sits in the token sequence.
+    """Position and shape of one conv or linear layer in the token sequence.
 
     ``in_group`` is the number of consecutive incoming weights of a neuron that belong to one neuron of the
     previous layer. It is the kernel area for a conv layer, H*W for a linear layer after a flattened conv output,
