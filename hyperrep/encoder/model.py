@@ -1,7 +1,7 @@
 """The transformer autoencoder over neuron tokens.
 
-Encoder: a linear embedder per layer maps each token to d_model, a learned position embedding is added, a
-compression token is prepended, and pre-norm transformer blocks mix the sequence; the compression token's output
+Encoder: a linear embedder per layer maps each token to d_model and a learned position embedding is added. A
+compression token is prepended, pre-norm transformer blocks mix the sequence, and the compression token's output
 is projected to the latent vector. Decoder: a linear map expands the latent into one query per token, position
 embeddings are added, transformer blocks mix them, and a linear head per layer maps back to that layer's width.
 A small projection head feeds the contrastive loss.
@@ -22,7 +22,7 @@ from hyperrep.weights.tokens import TokenLayout
 
 
 class SelfAttention(nn.Module):
-    """Bidirectional multi-head self-attention (no causal mask: every token sees every other)."""
+    """Bidirectional multi-head self-attention (no causal mask: every token attends to every other)."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()

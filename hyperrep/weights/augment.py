@@ -35,7 +35,7 @@ def random_permutation_indices(
         perm = torch.argsort(torch.rand(n_models, n, generator=generator), dim=1)  # (B, n)
         rows[:, layer.offset:layer.offset + n] = layer.offset + perm
 
-        # Layer l+1's incoming weights come in n groups of in_group entries; group j takes group perm[j].
+        # Layer l+1's incoming weights come in n groups of in_group entries. Group j takes the entries of group perm[j].
         g = next_layer.in_group
         groups = (perm[:, :, None] * g + torch.arange(g)).reshape(n_models, n * g)  # (B, n * g)
         token_rows = slice(next_layer.offset, next_layer.offset + next_layer.n_tokens)

@@ -104,7 +104,7 @@ class LayerNormaliser:
         return torch.where(mask, tokens * std + mean, torch.zeros_like(tokens))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """The learned attributes as tensors, for saving with safetensors beside the encoder."""
+        """Return the learned attributes as tensors, for saving with safetensors beside the encoder."""
         if not hasattr(self, "mean_"):
             raise RuntimeError("this LayerNormaliser is not fitted yet: call fit(train_tokens) first")
         return {"mean": self.mean_.clone(), "std": self.std_.clone()}

@@ -1,6 +1,6 @@
 """Convert a state_dict to neuron tokens and back: one token per output neuron or conv kernel.
 
-A token holds a neuron's incoming weights, flattened in the layer's own order, followed by its bias. Tokens of
+A token contains a neuron's incoming weights, flattened in the layer's own order, followed by its bias. Tokens of
 narrower layers are zero-padded to the widest layer's width (``token_dim``); ``TokenLayout.mask`` marks the real
 entries. The layout also stores how a neuron's incoming weights group by the previous layer's neurons, which the
 permutation augmentation needs.
@@ -22,11 +22,11 @@ LayerKind = Literal["conv", "linear"]
 
 @dataclass(frozen=True)
 class LayerLayout:
-    """Where one conv or linear layer sits in the token sequence.
+    """Position and shape of one conv or linear layer in the token sequence.
 
     ``in_group`` is the number of consecutive incoming weights of a neuron that belong to one neuron of the
-    previous layer: the kernel area for a conv layer, H*W for a linear layer after a flattened conv output,
-    1 for a linear layer after a linear layer.
+    previous layer. It is the kernel area for a conv layer, H*W for a linear layer after a flattened conv output,
+    and 1 for a linear layer after a linear layer.
     """
 
     name: str

@@ -80,7 +80,7 @@ def small_zoo(tmp_path_factory) -> Zoo:
 
 # The last checkpoint of each of the 6 training models: distinct networks that a small encoder can memorise.
 OVERFIT = dict(
-    d_model=32, n_heads=4, n_layers=1, latent_dim=16, gamma=0.0, permute=False, noise_std=0.0,
+    d_model=32, n_heads=4, n_layers=1, latent_dim=16, dropout=0.0, gamma=0.0, permute=False, noise_std=0.0,
     erase_probability=0.0, epochs=200, batch_size=6, lr=1e-2, warmup_epochs=5, checkpoint_epochs=[3],
 )
 

@@ -63,3 +63,14 @@ def test_padding_does_not_count(layout):
     target = torch.zeros(2, layout.n_tokens, layout.token_dim)
     prediction = (~layout.mask).float().expand(2, -1, -1) * 100.0
     assert reconstruction_loss(prediction, target, weights) == 0
+
+
+def test_preset_applies_overrides():
+    config = EncoderConfig.preset("sample", latent_dim=8)
+    assert config.epochs == 60
+    assert config.latent_dim == 8
+
+
+def test_unknown_preset_raises():
+    with pytest.raises(ValueError, match="preset 'fast' is unknown"):
+        EncoderConfig.preset("fast")

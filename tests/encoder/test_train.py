@@ -48,6 +48,7 @@ def test_load_encoder_matches_run(small_zoo, overfit_run):
     assert torch.allclose(model.encode(tokens), overfit_run.model.cpu().encode(tokens), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_continues_after_interrupt(small_zoo):
     config = EncoderConfig(**QUICK, seed=3)
     straight = train_encoder(small_zoo, config, name="straight", resume=False)
