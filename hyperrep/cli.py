@@ -159,13 +159,16 @@ def _dataclass_from_args(cls, args: argparse.Namespace, **overrides):
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    from hyperrep.encoder.config import EncoderConfig
+    from hyperrep.encoder.config import PRESETS, EncoderConfig
 
     _add_workspace(parser)
     parser.add_argument("--name", default="default", help="encoder name within the workspace (default: default)")
     parser.add_argument("--checkpoint-epochs", type=_ints, default=None,
                         help="comma-separated zoo epochs to train on (default: all)")
     parser.add_argument("--restart", action="store_true", help="start over instead of resuming a stored checkpoint")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="start from a preset: 'probe' (latent generalises to unseen models, the default "
+                             "values) or 'sample' (decoded weights work); options given explicitly override it")
     _add_dataclass_options(parser, EncoderConfig, skip=("checkpoint_epochs",))
 
 
@@ -176,6 +179,12 @@ def _train(args: argparse.Namespace) -> int:
     from hyperrep.zoo.store import Zoo
 
     config = _dataclass_from_args(EncoderConfig, args, checkpoint_epochs=args.checkpoint_epochs)
+    if args.preset is not None:
+        # A preset replaces the defaults; an option the user typed keeps its value.
+        defaults = EncoderConfig()
+        typed = {f.name: getattr(config, f.name) for f in fields(EncoderConfig)
+                 if getattr(config, f.name) != getattr(defaults, f.name)}
+        config = EncoderConfig.preset(args.preset, **typed)
     config.validate()
     workspace = Workspace(args.workspace)
     zoo = Zoo(workspace)

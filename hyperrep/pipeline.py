@@ -25,12 +25,16 @@ STAGES: tuple[str, ...] = ("zoo", "encoder", "embed", "project")
 
 @dataclass
 class PipelineConfig:
-    """The configs of every stage. The defaults build the demo workspace: 96 cnn-digits models on digits."""
+    """The configs of every stage. The defaults build the demo workspace: 96 cnn-digits models on digits.
+
+    The demo's encoder uses the "sample" preset, because the app's main flow decodes samples and that preset's
+    decoded weights work; the "probe" preset's latent predicts accuracy better but decodes to chance level.
+    """
 
     zoo: ZooConfig = field(default_factory=lambda: ZooConfig(
         dataset="digits", architecture="cnn-digits", n_models=96, epochs=12, batch_size=32,
     ))
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig.preset("sample"))
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     encoder_name: str = "default"
 
