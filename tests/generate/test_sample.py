@@ -5,11 +5,16 @@ import pytest
 import torch
 
 from hyperrep.cli import main
-from hyperrep.generate.anchors import anchors_top_fraction, checkpoint_table, load_embeddings
+from hyperrep.generate.anchors import (
+    anchors_from_cluster, anchors_from_keys, anchors_top_fraction, checkpoint_table, load_embeddings,
+    stored_projection,
+)
 from hyperrep.generate.evaluate import finetune
-from hyperrep.generate.sample import EVALUATION_COLUMNS, list_samples, load_samples, sample_models, save_as_zoo
+from hyperrep.generate.sample import (
+    EVALUATION_COLUMNS, list_samples, load_projection, load_samples, sample_models, save_as_zoo,
+)
 from hyperrep.generate.samplers import SamplerConfig
-from hyperrep.workspace import read_json
+from hyperrep.workspace import Workspace, read_json, write_json, write_parquet
 from hyperrep.zoo.store import Zoo
 
 
@@ -53,7 +58,7 @@ def test_finetune_sample_on_cpu_in_seconds(result, digits_encoder):
     # CPU time of this process, so that other load on a shared machine does not count.
     started = time.process_time()
     curve = finetune(Zoo(digits_encoder), result.state_dicts[:1], result.recipe, epochs=1, device=torch.device("cpu"))
-    assert time.process_time() - started < 10
+    assert time.process_time() - started < 20
     assert list(curve["epoch"]) == [0, 1]
 
 
@@ -102,3 +107,52 @@ def test_cli_generate_report(digits_encoder):
     assert {"anchors", "random_init", "kde", "uniform", "noise_baseline"} <= set(report["method"])
     assert {"epoch0", "finetune1"} <= set(report["stage"])
     assert (digits_encoder.reports_dir / "generate.md").is_file()
+
+
+def _write_projection(workspace, table, encoder="default"):
+    # The format of hyperrep.analysis.projection: model_id, epoch, x, y, cluster, and a config beside it.
+    projection = table[["model_id", "epoch"]].assign(
+        x=table["z0"], y=table["z1"], cluster=(table["epoch"] >= 3).astype(int), cluster_probability=1.0)
+    write_parquet(workspace.projections_dir / "p1.parquet", projection)
+    write_json(workspace.projections_dir / "p1.json", {"config": {"encoder": encoder, "n_components": 2}})
+
+
+def test_neighbourhood_uses_stored_projection(digits_encoder, anchors, tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    table = checkpoint_table(Zoo(digits_encoder), load_embeddings(digits_encoder))
+    _write_projection(workspace, table)
+    projection = load_projection(workspace, "default", table, anchors)
+    assert projection.name == "stored UMAP projection"
+    assert projection.coords[projection.anchor_rows].tolist() == \
+        table.merge(anchors.keys)[["z0", "z1"]].to_numpy().tolist()
+
+
+def test_neighbourhood_without_projection_uses_pca(digits_encoder, anchors, tmp_path):
+    table = checkpoint_table(Zoo(digits_encoder), load_embeddings(digits_encoder))
+    projection = load_projection(Workspace(tmp_path / "empty"), "default", table, anchors)
+    assert projection.name.startswith("PCA")
+    assert projection.coords.shape == (len(table), 2)
+
+
+def test_cluster_from_stored_projection(digits_encoder, tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    table = checkpoint_table(Zoo(digits_encoder), load_embeddings(digits_encoder))
+    _write_projection(workspace, table)
+    anchors = anchors_from_cluster(table, stored_projection(workspace, "default"), 1)
+    assert set(anchors.keys["epoch"]) == {3, 4}
+
+
+def test_projection_of_other_encoder_ignored(digits_encoder, tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    table = checkpoint_table(Zoo(digits_encoder), load_embeddings(digits_encoder))
+    _write_projection(workspace, table, encoder="other")
+    with pytest.raises(FileNotFoundError, match="no 2-D projection of encoder 'default'"):
+        stored_projection(workspace, "default")
+
+
+def test_one_anchor_neighbourhood(digits_encoder):
+    table = checkpoint_table(Zoo(digits_encoder), load_embeddings(digits_encoder))
+    anchors = anchors_from_keys(table, [("m0002", 4)])
+    result = sample_models(digits_encoder, anchors, SamplerConfig(method="neighbourhood", n_samples=2, seed=0))
+    assert len(result.evaluations) == 2
+    assert result.info["sampler_info"]["projection"].startswith("PCA")
