@@ -182,7 +182,8 @@ class ZooReference:
 
         Returns
         -------
-        pandas.DataFrame with columns nearest_model_id, nearest_epoch, distance (one row per state_dict)
+        pandas.DataFrame with columns nearest_model_id, nearest_epoch, distance (one row per state_dict; a
+        state_dict with NaN or Inf weights gets no nearest checkpoint and distance NaN)
         """
         if len(state_dicts) == 0:
             return pd.DataFrame(columns=["nearest_model_id", "nearest_epoch", "distance"])
@@ -191,6 +192,9 @@ class ZooReference:
         model_ids = self.keys["model_id"].to_numpy()
         rows = []
         for i, state_dict in enumerate(state_dicts):
+            if not all(torch.isfinite(v).all() for v in state_dict.values()):
+                rows.append({"nearest_model_id": None, "nearest_epoch": -1, "distance": float("nan")})
+                continue
             allowed = np.ones(len(self), dtype=bool)
             if exclude_model is not None and exclude_model[i] is not None:
                 allowed = model_ids != exclude_model[i]

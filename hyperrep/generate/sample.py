@@ -211,14 +211,19 @@ def audit_rows(
     test_pred = predict(modules, data.x_test, device)  # (n, n_test)
     val_acc = accuracies(modules, data, "val", device)
     nearest = reference.nearest(state_dicts)
-    members = [zoo.load_module(m, e) for m, e in zip(nearest["nearest_model_id"], nearest["nearest_epoch"])]
-    member_pred = predict(members, data.x_test, device)  # (n, n_test)
+    agreements = []
+    for prediction, model_id, epoch in zip(test_pred, nearest["nearest_model_id"], nearest["nearest_epoch"]):
+        if model_id is None:  # NaN or Inf weights have no nearest checkpoint
+            agreements.append(float("nan"))
+            continue
+        member_pred = predict([zoo.load_module(model_id, int(epoch))], data.x_test, device)[0]  # (n_test,)
+        agreements.append(agreement(prediction, member_pred))
 
     out = nearest.copy()
     out["test_acc"] = (test_pred == data.y_test).float().mean(1).numpy()
     out["val_acc"] = val_acc
     out["relative_distance"] = out["distance"] / typical if typical > 0 else np.inf
-    out["agreement"] = [agreement(a, b) for a, b in zip(test_pred, member_pred)]
+    out["agreement"] = agreements
     out["is_copy"] = out["relative_distance"] < COPY_THRESHOLD
     return out
 
@@ -284,10 +289,13 @@ def sample_models(
     typical = reference.typical_distance(anchors.keys, seed=config.seed)
     info = {
         "status": "running", "sampler": asdict(config), "encoder_name": encoder_name,
-        "anchors": anchors.keys.values.tolist(), "anchor_source": anchors.source, "recipe": recipe.to_dict(),
+        "anchors": [[m, int(e)] for m, e in zip(anchors.keys["model_id"], anchors.keys["epoch"])],
+        "anchor_source": anchors.source, "recipe": recipe.to_dict(),
         "sampler_info": drawn.info, "typical_nn_distance": typical, "copy_threshold": COPY_THRESHOLD,
         "zoo_root": str(zoo.workspace.root), **provenance(),
     }
+    # Rows of an interrupted earlier run with this key must not pass for rows of this one.
+    (folder / "evaluations.parquet").unlink(missing_ok=True)
     write_tensors(folder / "weights.safetensors", _weights_tensors(state_dicts))
     write_tensors(folder / "latents.safetensors", {"latents": drawn.latents})
     write_json(folder / "config.json", info)

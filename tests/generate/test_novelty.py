@@ -66,3 +66,13 @@ def test_typical_distance_excludes_own_model(reference, digits_zoo):
     nearest = reference.nearest([state_dict], exclude_model=[model_id]).iloc[0]
     assert nearest["nearest_model_id"] != model_id
     assert nearest["distance"] > 0
+
+
+def test_nan_weights_have_no_nearest(reference, member):
+    _, state_dict = member
+    broken = {k: v.clone() for k, v in state_dict.items()}
+    broken["fc1.weight"][0, 0] = float("nan")
+    nearest = reference.nearest([broken, state_dict])
+    assert nearest["nearest_model_id"].iloc[0] is None
+    assert pd.isna(nearest["distance"].iloc[0])
+    assert nearest["distance"].iloc[1] == pytest.approx(0.0, abs=1e-5)
