@@ -213,7 +213,7 @@ def audit_rows(
     nearest = reference.nearest(state_dicts)
     agreements = []
     for prediction, model_id, epoch in zip(test_pred, nearest["nearest_model_id"], nearest["nearest_epoch"]):
-        if model_id is None:  # NaN or Inf weights have no nearest checkpoint
+        if pd.isna(model_id):  # NaN or Inf weights have no nearest checkpoint
             agreements.append(float("nan"))
             continue
         member_pred = predict([zoo.load_module(model_id, int(epoch))], data.x_test, device)[0]  # (n_test,)

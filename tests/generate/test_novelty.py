@@ -73,6 +73,6 @@ def test_nan_weights_have_no_nearest(reference, member):
     broken = {k: v.clone() for k, v in state_dict.items()}
     broken["fc1.weight"][0, 0] = float("nan")
     nearest = reference.nearest([broken, state_dict])
-    assert nearest["nearest_model_id"].iloc[0] is None
+    assert pd.isna(nearest["nearest_model_id"].iloc[0])
     assert pd.isna(nearest["distance"].iloc[0])
     assert nearest["distance"].iloc[1] == pytest.approx(0.0, abs=1e-5)
