@@ -375,10 +375,7 @@ def _summary(values) -> str:
 
 @command("sample", "sample models around anchors in the embedding space, decode and evaluate them")(_sample_arguments)
 def _sample(args: argparse.Namespace) -> int:
-    from hyperrep.generate.anchors import (
-        anchors_from_cluster, anchors_from_keys, anchors_from_query, anchors_top_fraction, checkpoint_table,
-        load_embeddings, parse_keys, stored_projection,
-    )
+    from hyperrep.generate.anchors import parse_keys, select_anchors
     from hyperrep.generate.novelty import COPY_THRESHOLD
     from hyperrep.generate.sample import anchor_accuracies, random_init_accuracies, sample_models
     from hyperrep.generate.samplers import SamplerConfig
@@ -390,15 +387,8 @@ def _sample(args: argparse.Namespace) -> int:
     config.validate()
     workspace = Workspace(args.workspace)
     zoo = Zoo(workspace)
-    table = checkpoint_table(zoo, load_embeddings(workspace, args.encoder))
-    if args.ids is not None:
-        anchors = anchors_from_keys(table, parse_keys(args.ids))
-    elif args.query is not None:
-        anchors = anchors_from_query(table, args.query)
-    elif args.cluster is not None:
-        anchors = anchors_from_cluster(table, stored_projection(workspace, args.encoder), args.cluster)
-    else:
-        anchors = anchors_top_fraction(table, 0.3 if args.top is None else args.top)
+    keys = parse_keys(args.ids) if args.ids is not None else None
+    anchors = select_anchors(workspace, args.encoder, keys=keys, query=args.query, cluster=args.cluster, top=args.top)
 
     bar = TqdmProgress("sample", unit="model")
     try:

@@ -193,3 +193,30 @@ def anchors_from_cluster(
     anchors = anchors_from_keys(table, members)
     anchors.source = f"cluster {label} ({len(anchors)} checkpoints)"
     return anchors
+
+
+def select_anchors(
+    workspace: Workspace,
+    encoder_name: str = "default",
+    keys: Iterable[tuple[str, int]] | None = None,
+    query: str | None = None,
+    cluster: int | None = None,
+    top: float | None = None,
+) -> Anchors:
+    """Select anchors in a workspace by exactly one of ``keys``, ``query``, ``cluster`` or ``top``.
+
+    With none of them given, the top 30 % of models by test accuracy at the last epoch are taken. ``cluster``
+    reads the newest stored 2-D projection of ``encoder_name``.
+    """
+    given = [name for name, value in (("keys", keys), ("query", query), ("cluster", cluster), ("top", top))
+             if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"anchors are selected by {' and '.join(given)}: give only one of keys, query, cluster, top")
+    table = checkpoint_table(Zoo(workspace), load_embeddings(workspace, encoder_name))
+    if keys is not None:
+        return anchors_from_keys(table, keys)
+    if query is not None:
+        return anchors_from_query(table, query)
+    if cluster is not None:
+        return anchors_from_cluster(table, stored_projection(workspace, encoder_name), cluster)
+    return anchors_top_fraction(table, 0.3 if top is None else top)

@@ -234,6 +234,7 @@ def sample_models(
     config: SamplerConfig,
     encoder_name: str = "default",
     progress: Progress | None = None,
+    device: torch.device | str | None = None,
 ) -> SampleResult:
     """Sample models around ``anchors``, decode them, evaluate and audit them, and store everything.
 
@@ -247,6 +248,8 @@ def sample_models(
     encoder_name : str, default "default"
     progress : callable(done, total, message), optional
         Called after each evaluated batch with the number of samples evaluated so far.
+    device : torch.device or str, optional
+        Where the encoder and the samples run; default ``hyperrep.device.get_device()``.
 
     Returns
     -------
@@ -265,7 +268,7 @@ def sample_models(
         return load_samples(workspace, key)
 
     zoo = Zoo(workspace)
-    device = get_device()
+    device = torch.device(device) if device is not None else get_device()
     model, normaliser, layout, _ = load_encoder(workspace, encoder_name)
     model.to(device)
     recipe = anchor_recipe(zoo, anchors.keys)
