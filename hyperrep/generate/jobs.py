@@ -16,9 +16,9 @@ from hyperrep.jobs.registry import JobContext, register
 def sample_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Sample models around anchors.
 
-    ``params`` has ``encoder_name`` (default "default"), at most one anchor selection (``keys`` as a list of
-    [model_id, epoch] pairs, ``query``, ``cluster`` or ``top``; default top 0.3) and ``sampler``, a dict of
-    SamplerConfig fields.
+    ``params`` contains ``encoder_name`` (default "default") and ``sampler``, a dict of SamplerConfig fields. It
+    may also contain one anchor selection: ``keys`` as a list of [model_id, epoch] pairs, ``query``, ``cluster``
+    or ``top``. Without one, the top 30 % of models by test accuracy are the anchors.
     """
     from hyperrep.generate.anchors import select_anchors
     from hyperrep.generate.sample import sample_models
