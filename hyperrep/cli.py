@@ -348,6 +348,119 @@ def _report(args: argparse.Namespace) -> int:
         bar.close()
     print(report.paths["markdown"].read_text())
     print(f"report written to {report.paths['markdown']} and {report.paths['csv']}")
+# --- sample ---------------------------------------------------------------------------------------------------
+
+
+def _sample_arguments(parser: argparse.ArgumentParser) -> None:
+    from hyperrep.generate.samplers import METHODS, SamplerConfig
+
+    defaults = SamplerConfig()
+    _add_workspace(parser)
+    parser.add_argument("--encoder", default="default", help="name of the trained encoder (default: default)")
+    selection = parser.add_mutually_exclusive_group()
+    selection.add_argument("--top", type=float, default=None,
+                           help="anchors: the top fraction of models by test accuracy at the last epoch "
+                                "(default when no other selection is given: 0.3)")
+    selection.add_argument("--ids", default=None, help="anchors: comma-separated model_id:epoch, e.g. m0001:5,m0002:5")
+    selection.add_argument("--query", default=None,
+                           help="anchors: a pandas query over the zoo table and embeddings, e.g. \"epoch == 4 and "
+                                "test_acc > 0.9\"")
+    selection.add_argument("--cluster", type=int, default=None,
+                           help="anchors: the checkpoints of one HDBSCAN cluster of the newest 2-D projection")
+    parser.add_argument("--method", choices=METHODS, default=defaults.method, help="sampler")
+    parser.add_argument("--n", type=int, default=defaults.n_samples, help="number of samples")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw")
+    parser.add_argument("--bandwidth", default="auto",
+                        help="KDE bandwidth in units of the anchors' per-dimension std, or auto (cross-validated)")
+    parser.add_argument("--subsample-k", type=int, default=defaults.subsample_k,
+                        help="draw this many candidates and keep the n best by validation accuracy (0: off)")
+    parser.add_argument("--bootstrap-rounds", type=int, default=defaults.bootstrap_rounds,
+                        help="rounds of re-sampling around the best samples (kde and uniform)")
+
+
+def _summary(values) -> str:
+    return f"mean {values.mean():.3f}, min {values.min():.3f}, max {values.max():.3f}"
+
+
+@command("sample", "sample models around anchors in the embedding space, decode and evaluate them")(_sample_arguments)
+def _sample(args: argparse.Namespace) -> int:
+    from hyperrep.generate.anchors import parse_keys, select_anchors
+    from hyperrep.generate.novelty import COPY_THRESHOLD
+    from hyperrep.generate.sample import anchor_accuracies, random_init_accuracies, sample_models
+    from hyperrep.generate.samplers import SamplerConfig
+    from hyperrep.zoo.store import Zoo
+
+    bandwidth = args.bandwidth if args.bandwidth == "auto" else float(args.bandwidth)
+    config = SamplerConfig(method=args.method, n_samples=args.n, bandwidth=bandwidth, seed=args.seed,
+                           subsample_k=args.subsample_k, bootstrap_rounds=args.bootstrap_rounds)
+    config.validate()
+    workspace = Workspace(args.workspace)
+    zoo = Zoo(workspace)
+    keys = parse_keys(args.ids) if args.ids is not None else None
+    anchors = select_anchors(workspace, args.encoder, keys=keys, query=args.query, cluster=args.cluster, top=args.top)
+
+    bar = TqdmProgress("sample", unit="model")
+    try:
+        result = sample_models(workspace, anchors, config, args.encoder, progress=bar)
+    finally:
+        bar.close()
+    ev = result.evaluations
+    info = result.info["sampler_info"]
+    detail = f" (bandwidth {info['bandwidth']:.3g}, {info['bandwidth_method']})" if "bandwidth" in info else ""
+    random_acc = random_init_accuracies(zoo, result.recipe, args.n, args.seed + 10_000)
+    print(f"anchors: {anchors.source}")
+    print(f"samples ({args.method}, {len(ev)}){detail}: test accuracy {_summary(ev['test_acc'])}")
+    print(f"anchors ({len(anchors)}): test accuracy {_summary(anchor_accuracies(zoo, anchors))}")
+    print(f"random init ({len(random_acc)}, {result.recipe.init}): test accuracy {_summary(random_acc)}")
+    print(f"samples use activation {result.recipe.activation}: {result.recipe.source}")
+    print(f"novelty: {int(ev['is_copy'].sum())} of {len(ev)} samples are copies (closer than {COPY_THRESHOLD:g} x "
+          f"the zoo's typical nearest-neighbour distance); mean relative distance "
+          f"{ev['relative_distance'].mean():.3f}, mean agreement with the nearest member {ev['agreement'].mean():.3f}")
+    print(f"results in {result.path}")
+    return 0
+
+
+# --- generate-report ------------------------------------------------------------------------------------------
+
+
+def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
+    from hyperrep.generate.report import ReportConfig
+
+    defaults = ReportConfig()
+    parser.add_argument("workspace", help="workspace name under cache/ or a folder path")
+    parser.add_argument("--encoder", default="default", help="name of the trained encoder (default: default)")
+    parser.add_argument("--top", type=float, default=defaults.fraction,
+                        help="anchors: the top fraction of models by test accuracy at the last epoch")
+    parser.add_argument("--methods", type=_strings, default=defaults.methods,
+                        help="comma-separated samplers out of kde,neighbourhood,uniform")
+    parser.add_argument("--n", type=int, default=defaults.n_samples, help="samples per sampler")
+    parser.add_argument("--n-finetune", type=int, default=defaults.n_finetune,
+                        help="models per method that are fine-tuned")
+    parser.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs,
+                        help="fine-tuning epochs on the zoo's dataset")
+    parser.add_argument("--transfer-epochs", type=int, default=defaults.transfer_epochs,
+                        help="fine-tuning epochs on the paired dataset (digits <-> mnist-5k)")
+    parser.add_argument("--no-transfer", action="store_true", help="skip the transfer stage")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw")
+
+
+@command("generate-report", "compare samplers with anchors, random init and baselines; write reports/generate.*")(
+    _generate_report_arguments)
+def _generate_report(args: argparse.Namespace) -> int:
+    from hyperrep.generate.report import ReportConfig, generate_report
+
+    config = ReportConfig(fraction=args.top, methods=args.methods, n_samples=args.n, n_finetune=args.n_finetune,
+                          finetune_epochs=args.finetune_epochs, transfer_epochs=args.transfer_epochs,
+                          transfer=not args.no_transfer, seed=args.seed)
+    workspace = Workspace(args.workspace)
+    bar = TqdmProgress("generate-report", unit="step")
+    try:
+        report = generate_report(workspace, config, args.encoder, progress=bar)
+    finally:
+        bar.close()
+    accuracy = report[report["metric"] == "test_acc"].pivot(index="method", columns="stage", values="mean")
+    print(accuracy.round(3).to_string())
+    print(f"report written to {workspace.reports_dir / 'generate.md'} and {workspace.reports_dir / 'generate.csv'}")
     return 0
 
 
