@@ -1,0 +1,72 @@
+"""Empty states: each page stops with a message that names the command or button which creates what is missing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from hyperrep.workspace import CACHE_DIR, Workspace
+from hyperrep_app import data, state
+
+
+def require_workspace() -> Workspace:
+    """Return the chosen workspace, or stop the page with a message on how to make one."""
+    workspace = state.workspace()
+    if workspace is None:
+        st.info(
+            f"No workspace is chosen. Create one under **New workspace** in the sidebar, or build the demo with "
+            f"`make run` (a workspace is a folder under `{CACHE_DIR}/`)."
+        )
+        st.stop()
+    if not workspace.root.is_dir():
+        st.error(
+            f"Workspace folder `{workspace.root}` not found. Choose another workspace in the sidebar, or create "
+            "it under **New workspace**."
+        )
+        st.stop()
+    return workspace
+
+
+def require_zoo(workspace: Workspace) -> pd.DataFrame:
+    """Return the zoo table, or stop with a message on how to build the zoo."""
+    table = data.zoo_table(workspace)
+    if table is None:
+        st.info(
+            f"Workspace **{workspace.name}** has no zoo yet. Build one on the **Zoo** page, or run "
+            f"`hyperrep zoo --workspace {workspace.root}`."
+        )
+        st.page_link("pages/zoo.py", label="Go to the Zoo page", icon="🧪")
+        st.stop()
+    return table
+
+
+def require_encoder(workspace: Workspace) -> str:
+    """Return the encoder chosen in the sidebar (the only one, when there is one), or stop with a message on how
+    to train one."""
+    names = data.encoder_names(workspace)
+    if not names:
+        st.info(
+            f"Workspace **{workspace.name}** has no encoder yet. Train one on the **Encoder** page, or run "
+            f"`hyperrep encoder --workspace {workspace.root}`."
+        )
+        st.page_link("pages/encoder.py", label="Go to the Encoder page", icon="🧠")
+        st.stop()
+    current = st.session_state.get(state.ENCODER)
+    if current not in names:
+        current = names[0]
+    choice = st.sidebar.selectbox("Encoder", names, index=names.index(current), key="encoder_picker")
+    st.session_state[state.ENCODER] = choice
+    return choice
+
+
+def require_embeddings(workspace: Workspace, encoder: str) -> pd.DataFrame:
+    """Return the embeddings of ``encoder``, or stop with a message on how to compute them."""
+    table = data.embeddings(workspace, encoder)
+    if table is None:
+        st.info(
+            f"The zoo is not embedded with encoder **{encoder}** yet. Embed it on the **Encoder** page, or run "
+            f"`hyperrep embed --workspace {workspace.root} --encoder {encoder}`."
+        )
+        st.page_link("pages/encoder.py", label="Go to the Encoder page", icon="🧠")
+        st.stop()
+    return table
