@@ -9,16 +9,17 @@ import streamlit as st
 
 from hyperrep_app import state
 
-st.set_page_config(page_title="hyperrep", page_icon="🕸️", layout="wide")
+st.set_page_config(page_title="hyperrep", page_icon=":material/hub:", layout="wide")
 state.init(state.parse_args(sys.argv[1:]))
 state.workspace_picker()
 
 pages = [
-    st.Page("pages/zoo.py", title="Zoo", icon="🧪", default=True),
-    st.Page("pages/encoder.py", title="Encoder", icon="🧠"),
-    st.Page("pages/explore.py", title="Explore", icon="🗺️"),
-    st.Page("pages/sample.py", title="Sample", icon="🎲"),
-    st.Page("pages/probe.py", title="Probe", icon="📏"),
-    st.Page("pages/jobs.py", title="Jobs", icon="📋"),
+    st.Page("app_pages/home.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("app_pages/zoo.py", title="Zoo", icon=":material/science:"),
+    st.Page("app_pages/encoder.py", title="Encoder", icon=":material/model_training:"),
+    st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("app_pages/sample.py", title="Sample", icon=":material/casino:"),
+    st.Page("app_pages/probe.py", title="Probe", icon=":material/query_stats:"),
+    st.Page("app_pages/jobs.py", title="Jobs", icon=":material/list_alt:"),
 ]
 st.navigation(pages).run()

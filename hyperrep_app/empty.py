@@ -35,7 +35,7 @@ def require_zoo(workspace: Workspace) -> pd.DataFrame:
             f"Workspace **{workspace.name}** has no zoo yet. Build one on the **Zoo** page, or run "
             f"`hyperrep zoo --workspace {workspace.root}`."
         )
-        st.page_link("pages/zoo.py", label="Go to the Zoo page", icon="🧪")
+        st.page_link("app_pages/zoo.py", label="Go to the Zoo page", icon=":material/science:")
         st.stop()
     return table
 
@@ -49,7 +49,7 @@ def require_encoder(workspace: Workspace) -> str:
             f"Workspace **{workspace.name}** has no encoder yet. Train one on the **Encoder** page, or run "
             f"`hyperrep encoder --workspace {workspace.root}`."
         )
-        st.page_link("pages/encoder.py", label="Go to the Encoder page", icon="🧠")
+        st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
         st.stop()
     current = st.session_state.get(state.ENCODER)
     if current not in names:
@@ -67,6 +67,6 @@ def require_embeddings(workspace: Workspace, encoder: str) -> pd.DataFrame:
             f"The zoo is not embedded with encoder **{encoder}** yet. Embed it on the **Encoder** page, or run "
             f"`hyperrep embed --workspace {workspace.root} --encoder {encoder}`."
         )
-        st.page_link("pages/encoder.py", label="Go to the Encoder page", icon="🧠")
+        st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
         st.stop()
     return table

@@ -16,7 +16,6 @@ from hyperrep.jobs.worker import ensure_worker
 from hyperrep.workspace import Workspace
 
 POLL_S = 1.5  # seconds between looks at a running job
-STATUS_ICONS = {"queued": "⏳", "running": "⚙️", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
 
 
 def submit(workspace: Workspace, kind: str, params: dict[str, Any]) -> int:
@@ -33,8 +32,8 @@ def latest(workspace: Workspace, kinds: list[str] | None, limit: int = 1) -> lis
     return JobQueue(workspace).list(limit=limit, kinds=kinds)
 
 
-def active(workspace: Workspace, kinds: list[str]) -> list[Job]:
-    """Return the queued or running jobs of ``kinds``."""
+def active(workspace: Workspace, kinds: list[str] | None) -> list[Job]:
+    """Return the queued or running jobs of ``kinds`` (None: every kind)."""
     if not workspace.jobs_db.is_file():
         return []
     return JobQueue(workspace).list(limit=None, kinds=kinds, statuses=["queued", "running"])
@@ -53,7 +52,7 @@ def _cancel(workspace: Workspace, job_id: int) -> None:
 
 def show_job(workspace: Workspace, job: Job, key: str) -> None:
     """Draw one job: its status and progress while it runs, its result or error once it has finished."""
-    label = f"{STATUS_ICONS.get(job.status, '')} Job {job.id} ({job.kind}): {job.status}"
+    label = f"Job {job.id} ({job.kind}): {job.status}"
     duration = _duration(job)
     if duration:
         label += f", {duration}"

@@ -142,28 +142,29 @@ def projection_map(
     return fig
 
 
-def trajectories(points: pd.DataFrame, model_ids: list[str], epochs: tuple[int, int]) -> go.Figure:
-    """Draw each model's path through the projection from epoch ``epochs[0]`` to ``epochs[1]`` over the whole
-    zoo in grey; the first epoch of each path is a square, the last a star."""
+def trajectories(points: pd.DataFrame, paths: pd.DataFrame, model_ids: list[str]) -> go.Figure:
+    """Draw each model's path (``paths``: its rows sorted by epoch) over the whole projection in grey; the first
+    epoch of each path is a square, the last a star."""
     colours = model_colours(model_ids)
     fig = go.Figure()
     fig.add_scatter(
         x=points["x"], y=points["y"], mode="markers", name="zoo", hoverinfo="skip",
         marker={"size": 4, "color": "lightgrey"},
     )
-    columns = [c for c in HOVER_COLUMNS if c in points.columns]
-    lo, hi = epochs
+    columns = [c for c in HOVER_COLUMNS if c in paths.columns]
     for model_id in model_ids:
-        rows = points[(points["model_id"] == model_id) & points["epoch"].between(lo, hi)].sort_values("epoch")
+        rows = paths[paths["model_id"] == model_id]
         if rows.empty:
             continue
         symbols = ["circle"] * len(rows)
-        symbols[0], symbols[-1] = "square", "star"
+        sizes = [7] * len(rows)
+        symbols[0], sizes[0] = "square", 10
+        if len(rows) > 1:
+            symbols[-1], sizes[-1] = "star", 13
         fig.add_scatter(
-            x=rows["x"], y=rows["y"], mode="lines+markers", name=model_id,
-            line={"color": colours[model_id]},
-            marker={"size": [10] + [7] * (len(rows) - 2) + [12] if len(rows) > 1 else [10], "symbol": symbols},
-            customdata=_customdata(rows, columns), hovertemplate=_hover_template(columns),
+            x=rows["x"], y=rows["y"], mode="lines+markers", name=model_id, line={"color": colours[model_id]},
+            marker={"size": sizes, "symbol": symbols}, customdata=_customdata(rows, columns),
+            hovertemplate=_hover_template(columns),
         )
     fig.update_layout(
         xaxis_title="UMAP 1", yaxis_title="UMAP 2", legend_title="model", margin={"t": 30}, height=480,

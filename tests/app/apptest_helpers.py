@@ -14,7 +14,7 @@ APP = ROOT / "app.py"
 TIMEOUT_S = 120
 
 
-def open_page(workspace: Workspace | Path | None, page: str = "pages/zoo.py", **session_state) -> AppTest:
+def open_page(workspace: Workspace | Path | None, page: str = "app_pages/zoo.py", **session_state) -> AppTest:
     """Run the app on ``workspace`` (None: no workspace) and switch to ``page``; extra keyword arguments are set
     in session state before the first run."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
@@ -23,7 +23,7 @@ def open_page(workspace: Workspace | Path | None, page: str = "pages/zoo.py", **
     for key, value in session_state.items():
         at.session_state[key] = value
     at.run()
-    if page != "pages/zoo.py":
+    if page != "app_pages/home.py":
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from hyperrep.analysis.projection import ProjectionConfig, project_embeddings
-from hyperrep.analysis.trajectories import selection_summary, selection_to_keys
+from hyperrep.analysis.trajectories import selection_summary, selection_to_keys, trajectories
 from hyperrep.zoo.config import HYPERPARAMETERS
 from hyperrep_app import data, empty, jobs, plots, state
 
@@ -127,8 +127,22 @@ else:
     source = st.session_state.get(state.SELECTION_SOURCE) or "map"
     st.write(f"**{len(selected)} checkpoints** of **{n_models} models**, selected on the {source}.")
     if len(selected) == 1:
-        st.caption("A one-point selection: summary statistics need more points to say much.")
-    st.dataframe(selection_summary(selection, table), width="stretch")
+        st.caption("A one-point selection: its spread is 0, so compare its values with the zoo's range.")
+    summary = selection_summary(selection, table)
+    statistics = summary.statistics.rename(index=plots.label)
+    left, right = st.columns([3, 2])
+    left.markdown(f"**Selection against the zoo** ({summary.n_checkpoints} of {summary.zoo_n_checkpoints} "
+                  f"checkpoints, {summary.n_models} of {summary.zoo_n_models} models)")
+    left.dataframe(statistics, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in statistics.columns
+    })
+    hyperparameter = right.selectbox("Hyperparameter mix", list(summary.hyperparameters), format_func=plots.label)
+    mix = summary.hyperparameters[hyperparameter][["selection_fraction", "zoo_fraction"]]
+    right.dataframe(mix, width="stretch", column_config={
+        "selection_fraction": st.column_config.ProgressColumn("selection", format="percent", min_value=0.0,
+                                                              max_value=1.0),
+        "zoo_fraction": st.column_config.ProgressColumn("zoo", format="percent", min_value=0.0, max_value=1.0),
+    })
     st.dataframe(selected, hide_index=True, width="stretch", key="selection_table")
 
     csv_bytes = selected.to_csv(index=False).encode()
@@ -141,7 +155,7 @@ else:
     if cols[2].button("Clear selection"):
         state.set_selection(state.empty_selection(), "")
         st.rerun()
-    cols[3].page_link("pages/sample.py", label="Sample from this selection", icon="🎲")
+    cols[3].page_link("app_pages/sample.py", label="Sample from this selection", icon=":material/casino:")
 
 # --- trajectories ---
 st.subheader("Trajectories")
@@ -160,7 +174,8 @@ if not models:
     st.info("Choose models to follow their paths through the map.")
 else:
     left, right = st.columns(2)
-    left.plotly_chart(plots.trajectories(points, models, span), key="trajectory_map")
+    paths = trajectories(points, models, span)
+    left.plotly_chart(plots.trajectories(points, paths, models), key="trajectory_map")
     curves = table[table["epoch"].between(*span)]
     right.plotly_chart(plots.learning_curves(curves, models, metric), key="trajectory_curves")
     st.caption("Paths start at a square and end at a star. Colours match between the two plots.")

@@ -14,7 +14,7 @@ anchors = st.session_state[state.SELECTION]
 if anchors.empty:
     st.info("No anchors: select checkpoints on the **Explore** map (lasso, box or click); they become the anchors "
             "that samples are drawn around.")
-    st.page_link("pages/explore.py", label="Go to the Explore page", icon="🗺️")
+    st.page_link("app_pages/explore.py", label="Go to the Explore page", icon=":material/scatter_plot:")
     st.stop()
 
 st.dataframe(data.with_zoo_columns(anchors, table), hide_index=True)
