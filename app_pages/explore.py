@@ -126,6 +126,8 @@ else:
     n_models = selected["model_id"].nunique()
     source = st.session_state.get(state.SELECTION_SOURCE) or "map"
     st.write(f"**{len(selected)} checkpoints** of **{n_models} models**, selected on the {source}.")
+    with st.container(key="selection_ids"):
+        st.code(", ".join(sorted(selected["model_id"].unique())), language=None, wrap_lines=True)
     if len(selected) == 1:
         st.caption("A one-point selection: its spread is 0, so compare its values with the zoo's range.")
     summary = selection_summary(selection, table)

@@ -47,6 +47,12 @@ def model_colours(model_ids: list[str]) -> dict[str, str]:
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(model_ids)}
 
 
+def _epoch_axis(fig: go.Figure, epochs: pd.Series) -> None:
+    """Tick every epoch when there are few, so the axis shows no fractional epochs."""
+    if len(epochs) and epochs.max() - epochs.min() <= 20:
+        fig.update_xaxes(dtick=1)
+
+
 def learning_curves(table: pd.DataFrame, model_ids: list[str], metric: str) -> go.Figure:
     """Plot ``metric`` against epoch, one line per model."""
     colours = model_colours(model_ids)
@@ -58,6 +64,7 @@ def learning_curves(table: pd.DataFrame, model_ids: list[str], metric: str) -> g
             line={"color": colours[model_id]},
         )
     fig.update_layout(xaxis_title="epoch", yaxis_title=label(metric), legend_title="model", margin={"t": 30})
+    _epoch_axis(fig, table["epoch"])
     return fig
 
 
@@ -132,9 +139,11 @@ def projection_map(
             marker = {"size": size + 4, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}
             fig.add_trace(trace(rows, "selection", marker))
 
+    # The legend sits above the plot, so it never covers the colour bar on the right.
     fig.update_layout(
-        height=height, legend_title=label(colour), margin={"t": 30, "l": 10, "r": 10, "b": 10},
-        dragmode="lasso" if not three_d else "orbit", uirevision="map",
+        height=height, margin={"t": 40, "l": 10, "r": 10, "b": 10}, uirevision="map",
+        dragmode="lasso" if not three_d else "orbit",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0, "title": {"text": f"{label(colour)}: "}},
     )
     if not three_d:
         fig.update_xaxes(title="UMAP 1")
@@ -191,6 +200,7 @@ def encoder_losses(history: pd.DataFrame) -> go.Figure:
             line={"color": colours.get(base), "dash": dash},
         )
     fig.update_layout(xaxis_title="epoch", yaxis_title="loss", yaxis_type="log", margin={"t": 30}, height=420)
+    _epoch_axis(fig, history["epoch"])
     return fig
 
 
