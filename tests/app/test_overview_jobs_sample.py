@@ -1,0 +1,51 @@
+"""The Overview, Jobs and Sample pages on empty and filled workspaces."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from hyperrep.jobs import JobQueue
+from hyperrep.jobs.worker import run_worker
+
+from apptest_helpers import joined, open_page
+
+
+def test_overview_lists_missing_steps(empty_workspace):
+    at = open_page(empty_workspace, "app_pages/home.py")
+    text = joined(at, "markdown")
+    assert "**Zoo**: none yet" in text
+    assert "**Encoder**: none yet" in text
+
+
+def test_overview_lists_artefacts(explore_workspace):
+    at = open_page(explore_workspace, "app_pages/home.py")
+    text = joined(at, "markdown")
+    assert "24 cnn-digits models on digits" in text
+    assert "**Projection**: 1 stored" in text
+
+
+def test_jobs_page_without_queue(empty_workspace):
+    at = open_page(empty_workspace, "app_pages/jobs.py")
+    assert "No job has been submitted" in joined(at, "info")
+
+
+def test_jobs_page_shows_failed_job(empty_workspace):
+    queue = JobQueue(empty_workspace)
+    job_id = queue.submit("zoo", {"n_models": 0})
+    run_worker(empty_workspace, once=True)
+
+    at = open_page(empty_workspace, "app_pages/jobs.py")
+    assert at.dataframe[0].value["status"].tolist() == ["failed"]
+    assert f"Job {job_id} failed" in joined(at, "error")
+    assert "n_models=0" in joined(at, "error")
+
+
+def test_sample_without_anchors_says_how_to_select(explore_workspace):
+    at = open_page(explore_workspace, "app_pages/sample.py")
+    assert "No anchors" in joined(at, "info")
+
+
+def test_sample_shows_anchors(explore_workspace):
+    keys = pd.DataFrame({"model_id": ["m0001", "m0002"], "epoch": [4, 4]})
+    at = open_page(explore_workspace, "app_pages/sample.py", selection=keys)
+    assert at.dataframe[0].value["model_id"].tolist() == ["m0001", "m0002"]
