@@ -1,14 +1,12 @@
 """Encoder page: train or resume an encoder as a job, watch its loss curves live, and embed the zoo with it."""
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 import streamlit as st
 
 from hyperrep.encoder.config import EncoderConfig
 from hyperrep_app import data, empty, jobs, plots, state
-
-ENCODER_JOB = "encoder"
-EMBED_JOB = "embed"
+from hyperrep_app.job_kinds import EMBED_JOB, ENCODER_JOB
 
 st.title("Encoder")
 workspace = empty.require_workspace()
@@ -38,7 +36,6 @@ with st.expander("Train an encoder", expanded=not names):
                              help="Off: start over and replace the encoder's files")
         columns = st.columns(4)
         values = {}
-        types = {f.name: f.type for f in fields(EncoderConfig)}
         for i, field in enumerate(FORM_FIELDS):
             column = columns[i % 4]
             value = getattr(defaults, field)

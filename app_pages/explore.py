@@ -7,12 +7,12 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from hyperrep.analysis.projection import ProjectionConfig, project_embeddings
+from hyperrep.analysis.projection import ProjectionConfig, project_embeddings, with_zoo_columns
 from hyperrep.analysis.trajectories import selection_summary, selection_to_keys, trajectories
 from hyperrep.zoo.config import HYPERPARAMETERS
 from hyperrep_app import data, empty, jobs, plots, state
+from hyperrep_app.job_kinds import PROJECTION_JOB
 
-PROJECTION_JOB = "projection"
 # Up to this many checkpoints the app projects in its own process; above it, a job does.
 DIRECT_MAX_POINTS = 3000
 MAP_KEY = "explore_map"
@@ -34,6 +34,7 @@ config = ProjectionConfig(
     n_components=n_components, n_neighbors=int(n_neighbors), min_dist=float(min_dist),
     min_cluster_size=int(min_cluster_size), encoder=encoder,
 )
+st.session_state[state.PROJECTION] = asdict(config)
 projection = data.projection(workspace, config)
 
 if projection is None:
@@ -62,7 +63,7 @@ if projection is None:
     jobs.job_panel(workspace, [PROJECTION_JOB], key="projection")
     st.stop()
 
-points = data.with_zoo_columns(projection, table)
+points = with_zoo_columns(projection, table)
 
 # --- filters ---
 with st.sidebar.expander("Filters", expanded=True):

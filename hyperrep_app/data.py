@@ -112,11 +112,11 @@ def with_zoo_columns(keyed: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _projection_key(root: str, encoder: str, mtime: int, config_json: str) -> str:
-    from hyperrep.analysis.features import read_embeddings
+    from hyperrep.analysis.features import load_embeddings
     from hyperrep.analysis.projection import ProjectionConfig, content_hash, projection_key
 
     config = ProjectionConfig(**json.loads(config_json))
-    return projection_key(config, content_hash(read_embeddings(Workspace(root), encoder)))
+    return projection_key(config, content_hash(load_embeddings(Workspace(root), encoder)))
 
 
 def projection_path(workspace: Workspace, config) -> Path:
@@ -133,3 +133,17 @@ def projection(workspace: Workspace, config) -> pd.DataFrame | None:
     if not path.with_suffix(".json").is_file():
         return None
     return parquet(path)
+
+
+def sample_runs(workspace: Workspace) -> list[dict]:
+    """Return the config.json of every sampling run under samples/, newest first, each with its ``key``."""
+    if not workspace.samples_dir.is_dir():
+        return []
+    paths = sorted(workspace.samples_dir.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [{**json_file(path), "key": path.parent.name} for path in paths]
+
+
+def sample_run(workspace: Workspace, key: str) -> tuple[dict | None, pd.DataFrame | None]:
+    """Return a sampling run's config.json and its evaluations so far (None for what is not written yet)."""
+    folder = workspace.samples_dir / key
+    return json_file(folder / "config.json"), parquet(folder / "evaluations.parquet")

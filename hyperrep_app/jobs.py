@@ -14,14 +14,16 @@ import streamlit as st
 from hyperrep.jobs import Job, JobQueue
 from hyperrep.jobs.worker import ensure_worker
 from hyperrep.workspace import Workspace
+from hyperrep_app.job_kinds import JOB_MODULE
 
 POLL_S = 1.5  # seconds between looks at a running job
 
 
 def submit(workspace: Workspace, kind: str, params: dict[str, Any]) -> int:
-    """Queue a job of ``kind`` and make sure a worker serves the workspace; return the job id."""
+    """Queue a job of ``kind`` and make sure a worker that runs the app's job kinds serves the workspace; return
+    the job id."""
     job_id = JobQueue(workspace).submit(kind, params)
-    ensure_worker(workspace)
+    ensure_worker(workspace, imports=[JOB_MODULE])
     return job_id
 
 

@@ -242,3 +242,26 @@ def predicted_vs_true(predictions: pd.DataFrame, target: str, highlight: set[str
     fig.update_layout(xaxis_title=f"true {label(target)}", yaxis_title=f"predicted {label(target)}",
                       margin={"t": 30}, height=440, dragmode="lasso")
     return fig
+
+
+def samples_map(projection: pd.DataFrame, anchors: pd.DataFrame, samples: pd.DataFrame) -> go.Figure:
+    """Draw the zoo's projection in grey, the anchors outlined and the samples as stars coloured by accuracy."""
+    fig = go.Figure()
+    fig.add_scatter(x=projection["x"], y=projection["y"], mode="markers", name="zoo", hoverinfo="skip",
+                    marker={"size": 5, "color": "lightgrey"})
+    fig.add_scatter(
+        x=anchors["x"], y=anchors["y"], mode="markers", name="anchors",
+        marker={"size": 9, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}},
+        customdata=anchors[["model_id", "epoch"]].astype(object).values.tolist(),
+        hovertemplate="anchor %{customdata[0]}, epoch %{customdata[1]}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=samples["x"], y=samples["y"], mode="markers", name="samples",
+        marker={"size": 12, "symbol": "star", "color": samples["test_acc"], "colorscale": "Viridis",
+                "cmin": 0, "cmax": 1, "showscale": True, "colorbar": {"title": {"text": "test accuracy"}}},
+        customdata=samples[["sample_id", "test_acc"]].round(4).astype(object).values.tolist(),
+        hovertemplate="sample %{customdata[0]}<br>test accuracy %{customdata[1]}<extra></extra>",
+    )
+    fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", margin={"t": 30}, height=380,
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0})
+    return fig

@@ -15,6 +15,7 @@ ENCODER = "encoder"  # str: the encoder whose embeddings the Explore, Sample and
 SELECTION = "selection"  # DataFrame[model_id, epoch]: the current map selection, the Sample page's anchors
 SELECTION_SOURCE = "selection_source"  # str: where the selection was made, e.g. "Explore map"
 SAMPLE_KEY = "sample_key"  # str: the samples/<key>/ folder the Sample page shows
+PROJECTION = "projection_config"  # dict: ProjectionConfig fields of the Explore map, reused to place samples
 
 
 def empty_selection() -> pd.DataFrame:
@@ -38,7 +39,9 @@ def init(args: argparse.Namespace) -> None:
     if WORKSPACE not in st.session_state:
         names = list_workspaces()
         st.session_state[WORKSPACE] = args.workspace or (names[0] if names else None)
-    defaults = {ENCODER: None, SELECTION: empty_selection(), SELECTION_SOURCE: "", SAMPLE_KEY: None}
+    defaults = {
+        ENCODER: None, SELECTION: empty_selection(), SELECTION_SOURCE: "", SAMPLE_KEY: None, PROJECTION: None,
+    }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
 
@@ -67,6 +70,7 @@ def _on_workspace_change() -> None:
     st.session_state[SELECTION] = empty_selection()
     st.session_state[SELECTION_SOURCE] = ""
     st.session_state[SAMPLE_KEY] = None
+    st.session_state[PROJECTION] = None
 
 
 def _create_workspace() -> None:

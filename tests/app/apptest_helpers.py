@@ -30,8 +30,13 @@ def open_page(workspace: Workspace | Path | None, page: str = "app_pages/zoo.py"
     at.run()
     if page != "app_pages/home.py":
         at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
+    assert_no_exception(at)
     return at
+
+
+def assert_no_exception(at: AppTest) -> None:
+    """Fail with the messages of every exception the page showed."""
+    assert not at.exception, [e.value for e in at.exception]
 
 
 def texts(at: AppTest, kind: str) -> list[str]:

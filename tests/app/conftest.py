@@ -80,3 +80,11 @@ def small_workspace(tmp_path_factory) -> Workspace:
     build_zoo(workspace, SMALL_ZOO)
     add_encoder_and_projection(workspace, project=False)
     return workspace
+
+
+@pytest.fixture
+def sample_workspace(explore_workspace, tmp_path) -> Workspace:
+    """A copy of ``explore_workspace`` that a test may sample into."""
+    workspace = _copy_without(explore_workspace, tmp_path / "sample")
+    yield workspace
+    stop_workers(workspace)

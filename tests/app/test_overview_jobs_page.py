@@ -1,8 +1,6 @@
-"""The Overview, Jobs and Sample pages on empty and filled workspaces."""
+"""The Overview and Jobs pages on empty and filled workspaces."""
 
 from __future__ import annotations
-
-import pandas as pd
 
 from hyperrep.jobs import JobQueue
 from hyperrep.jobs.worker import run_worker
@@ -38,14 +36,3 @@ def test_jobs_page_shows_failed_job(empty_workspace):
     assert at.dataframe[0].value["status"].tolist() == ["failed"]
     assert f"Job {job_id} failed" in joined(at, "error")
     assert "n_models=0" in joined(at, "error")
-
-
-def test_sample_without_anchors_says_how_to_select(explore_workspace):
-    at = open_page(explore_workspace, "app_pages/sample.py")
-    assert "No anchors" in joined(at, "info")
-
-
-def test_sample_shows_anchors(explore_workspace):
-    keys = pd.DataFrame({"model_id": ["m0001", "m0002"], "epoch": [4, 4]})
-    at = open_page(explore_workspace, "app_pages/sample.py", selection=keys)
-    assert at.dataframe[0].value["model_id"].tolist() == ["m0001", "m0002"]

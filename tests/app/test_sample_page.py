@@ -1,0 +1,61 @@
+"""The Sample page: no anchors, one anchor, and a real sampling job run by the app's worker."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hyperrep.jobs import JobQueue
+
+from apptest_helpers import assert_no_exception, joined, open_page
+
+PAGE = "app_pages/sample.py"
+SUBMIT = "FormSubmitter:sample_form-Sample"
+
+
+def _keys(*pairs: tuple[str, int]) -> pd.DataFrame:
+    return pd.DataFrame(pairs, columns=["model_id", "epoch"]).astype({"epoch": "int64"})
+
+
+def test_no_anchors_says_how_to_select(explore_workspace):
+    at = open_page(explore_workspace, PAGE)
+    assert "No anchors" in joined(at, "info")
+
+
+def test_top_fraction_button_sets_anchors(explore_workspace):
+    at = open_page(explore_workspace, PAGE)
+    next(b for b in at.button if b.label.startswith("Use the top 30 %")).click().run()
+    anchors = at.session_state["selection"]
+    assert len(anchors) == 8  # ceil(0.3 * 24) models at the last epoch
+    assert set(anchors["epoch"]) == {4}
+
+
+def test_anchors_listed(explore_workspace):
+    at = open_page(explore_workspace, PAGE, selection=_keys(("m0001", 4), ("m0002", 4)))
+    assert at.dataframe[0].value["model_id"].tolist() == ["m0001", "m0002"]
+
+
+def test_one_anchor_rejects_kde(explore_workspace):
+    at = open_page(explore_workspace, PAGE, selection=_keys(("m0003", 4)))
+    at.button(key=SUBMIT).click().run()
+    assert "needs at least 2 anchors" in joined(at, "error")
+    assert not explore_workspace.jobs_db.is_file()
+
+
+@pytest.mark.slow
+def test_sampling_job_shows_results(sample_workspace):
+    at = open_page(sample_workspace, PAGE, selection=_keys(("m0001", 4), ("m0002", 4), ("m0005", 4)))
+    samples = next(n for n in at.number_input if n.label == "Samples")
+    samples.set_value(4)
+    at.button(key=SUBMIT).click().run()
+
+    queue = JobQueue(sample_workspace)
+    [job] = queue.list()
+    finished = queue.wait(job.id, timeout=180)
+    assert finished.status == "succeeded", finished.error
+
+    at.run()
+    assert_no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Evaluated"] == "4 / 4"
+    assert "Download sampled weights (safetensors)" in [b.label for b in at.download_button]
