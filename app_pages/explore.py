@@ -16,6 +16,7 @@ from hyperrep_app.job_kinds import PROJECTION_JOB
 # Up to this many checkpoints the app projects in its own process; above it, a job does.
 DIRECT_MAX_POINTS = 3000
 MAP_KEY = "explore_map"
+SUMMARY_LABELS = {"test_acc": "test accuracy", "epoch": "epoch", "generalisation_gap": "generalisation gap"}
 
 st.title("Explore")
 workspace = empty.require_workspace()
@@ -132,14 +133,15 @@ else:
     if len(selected) == 1:
         st.caption("A one-point selection: its spread is 0, so compare its values with the zoo's range.")
     summary = selection_summary(selection, table)
-    statistics = summary.statistics.rename(index=plots.label)
+    statistics = summary.statistics.rename(index=SUMMARY_LABELS, columns=lambda c: c.replace("zoo_", "zoo "))
     left, right = st.columns([3, 2])
     left.markdown(f"**Selection against the zoo** ({summary.n_checkpoints} of {summary.zoo_n_checkpoints} "
                   f"checkpoints, {summary.n_models} of {summary.zoo_n_models} models)")
     left.dataframe(statistics, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in statistics.columns
     })
-    hyperparameter = right.selectbox("Hyperparameter mix", list(summary.hyperparameters), format_func=plots.label)
+    hyperparameter = right.selectbox("Hyperparameter mix (share of models)", list(summary.hyperparameters),
+                                     format_func=plots.label)
     mix = summary.hyperparameters[hyperparameter][["selection_fraction", "zoo_fraction"]]
     right.dataframe(mix, width="stretch", column_config={
         "selection_fraction": st.column_config.ProgressColumn("selection", format="percent", min_value=0.0,

@@ -30,7 +30,7 @@ st.caption("Test-split scores of linear probes: R² and Kendall τ for numeric t
 wide = report.assign(score=[f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}"
                             for m, s, n in zip(report["mean"], report["std"], report["n_seeds"])])
 wide = wide.pivot_table(index=["target", "metric"], columns="features", values="score", aggfunc="first")
-wide = wide.rename(columns=FEATURE_LABELS)
+wide = wide[[f for f in FEATURE_LABELS if f in wide.columns]].rename(columns=FEATURE_LABELS)
 st.dataframe(wide, width="stretch")
 st.download_button("Download report.csv", report.to_csv(index=False).encode(), file_name="report.csv",
                    mime="text/csv")

@@ -58,8 +58,8 @@ else:
         defaults = SamplerConfig()
         method = columns[0].selectbox("Method", METHODS, help=METHOD_HELP)
         n_samples = columns[1].number_input("Samples", min_value=1, max_value=1024, value=defaults.n_samples)
-        auto = columns[2].checkbox("Choose the bandwidth by cross-validation", value=True,
-                                   help="Scott's rule for fewer than 5 anchors")
+        auto = columns[2].checkbox("Automatic bandwidth", value=True,
+                                   help="Chosen by cross-validated likelihood; Scott's rule for fewer than 5 anchors")
         bandwidth = columns[2].number_input("KDE bandwidth", min_value=0.001, value=0.3, format="%g",
                                             help="in units of the anchors' standard deviation per dimension")
         seed = columns[3].number_input("Seed", min_value=0, value=defaults.seed)
@@ -140,11 +140,13 @@ def results() -> None:
     anchor_rows = data.with_zoo_columns(anchor_keys, table)
     random_init = pd.Series(_random_init(str(workspace.root), info["recipe"], N_RANDOM_INIT))
 
+    st.markdown("**Mean test accuracy** (on the zoo's test split)")
     cols = st.columns(5)
     cols[0].metric("Evaluated", f"{len(evaluations)} / {n_total}")
-    cols[1].metric("Samples: mean test accuracy", f"{evaluations['test_acc'].mean():.3f}")
-    cols[2].metric("Anchors: mean test accuracy", f"{anchor_rows['test_acc'].mean():.3f}")
-    cols[3].metric("Random init: mean test accuracy", f"{random_init.mean():.3f}")
+    cols[1].metric("Samples", f"{evaluations['test_acc'].mean():.3f}")
+    cols[2].metric("Anchors", f"{anchor_rows['test_acc'].mean():.3f}")
+    cols[3].metric("Random init", f"{random_init.mean():.3f}",
+                   help=f"{N_RANDOM_INIT} untrained models with the samples' initialisation and activation")
     cols[4].metric("Copies of zoo members", int(evaluations["is_copy"].sum()),
                    help="Samples closer to their nearest zoo checkpoint than the copy threshold, after aligning "
                         "neuron order")

@@ -205,15 +205,16 @@ def encoder_losses(history: pd.DataFrame) -> go.Figure:
 
 
 def accuracy_distributions(groups: dict[str, pd.Series], metric: str = "test_acc") -> go.Figure:
-    """Overlay histograms of ``metric`` for several groups, e.g. samples, anchors and random initialisations."""
+    """Overlay histograms of ``metric`` for several groups, e.g. samples, anchors and random initialisations; each
+    group's bars sum to 1, so groups of different sizes compare."""
     fig = go.Figure()
     for i, (name, values) in enumerate(groups.items()):
         fig.add_histogram(
             x=values, name=f"{name} (n={len(values)})", opacity=0.6, marker_color=PALETTE[i % len(PALETTE)],
-            xbins={"start": 0.0, "end": 1.0001, "size": 0.025},
+            xbins={"start": 0.0, "end": 1.0001, "size": 0.025}, histnorm="probability",
         )
     fig.update_layout(
-        barmode="overlay", xaxis_title=label(metric), yaxis_title="models", xaxis_range=[0, 1],
+        barmode="overlay", xaxis_title=label(metric), yaxis_title="fraction of models", xaxis_range=[0, 1],
         margin={"t": 30}, height=380,
     )
     return fig

@@ -1,4 +1,5 @@
-"""A real lasso drag on the Explore map in headless Chromium: the app must list exactly the models under it."""
+"""A real lasso drag on the Explore map in headless Chromium: the app must list exactly the models under it, and
+sampling from that selection must show results."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MAP = ".st-key-explore_map .js-plotly-plot"
 IDS = ".st-key-selection_ids code"
 LOAD_TIMEOUT_MS = 90_000
+SAMPLING_TIMEOUT_MS = 240_000  # includes starting the worker process
+N_SAMPLES = 4
 # Radius of the lasso hexagon and the least distance, both in pixels, that any point keeps from its edges, so
 # that rounding of mouse positions cannot move a point across the lasso.
 LASSO_RADIUS_PX = 70
@@ -105,3 +108,12 @@ def test_lasso_lists_models_under_it(app_url, lasso_workspace, page):
     assert sorted(listed) == sorted(expected["model_id"].unique())
     summary = page.get_by_text("checkpoints of").first.inner_text()
     assert f"{len(expected)} checkpoints" in summary
+
+    # The selection becomes the anchors of a sampling job; its evaluations appear while it runs.
+    page.get_by_role("link", name="Sample from this selection").click()
+    page.get_by_role("spinbutton", name="Samples").fill(str(N_SAMPLES))
+    page.get_by_role("button", name="Sample", exact=True).click()
+    page.get_by_text(f"{N_SAMPLES} / {N_SAMPLES}").wait_for(timeout=SAMPLING_TIMEOUT_MS)
+    page.wait_for_timeout(1500)  # let the charts of the last rerun draw
+    page.screenshot(path=str(ARTIFACTS / "sample-results.png"), full_page=True)
+    assert page.get_by_text("Random init").is_visible()
