@@ -67,8 +67,7 @@ jobs.job_panel(workspace, [ENCODER_JOB, EMBED_JOB], key="encoder", limit=2)
 
 names = data.encoder_names(workspace)
 if not names:
-    st.info(f"Workspace **{workspace.name}** has no encoder yet: train one above, or run "
-            f"`hyperrep encoder --workspace {workspace.root}`.")
+    st.info(f"Workspace **{workspace.name}** has no encoder yet: train one with the form above.")
     st.stop()
 
 encoder = st.session_state.get(state.ENCODER)

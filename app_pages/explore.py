@@ -48,7 +48,10 @@ if projection is None:
             "the neighbours and the min cluster size under **Projection** in the sidebar."
         )
         st.stop()
-    st.info(f"No projection of encoder **{encoder}**'s embeddings with these settings yet ({n_points} checkpoints).")
+    st.info(
+        f"No projection of encoder **{encoder}**'s embeddings with these settings yet ({n_points} checkpoints). "
+        f"Compute it here, or run `hyperrep project --workspace {workspace.root} --encoder {encoder}`."
+    )
     if st.button("Compute projection", type="primary"):
         if n_points <= DIRECT_MAX_POINTS:
             with st.spinner("Computing UMAP and HDBSCAN ..."):

@@ -58,7 +58,7 @@ step(n_samples > 0, "Samples", f"{n_samples} sample sets" if n_samples else
 
 has_report = (workspace.reports_dir / "report.csv").is_file()
 step(has_report, "Probe report", "reports/report.csv" if has_report else
-     f"none yet; run `hyperrep probe --workspace {workspace.root}`", "app_pages/probe.py", "Probe")
+     f"none yet; run `hyperrep report --workspace {workspace.root}`", "app_pages/probe.py", "Probe")
 
 running = jobs.active(workspace, kinds=None)
 if running:

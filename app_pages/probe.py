@@ -19,7 +19,7 @@ report = data.csv(workspace.reports_dir / "report.csv")
 if report is None:
     st.info(
         f"Workspace **{workspace.name}** has no probe report yet. After training an encoder and embedding the zoo, "
-        f"run `hyperrep probe --workspace {workspace.root}`; it writes reports/report.csv and the predictions "
+        f"run `hyperrep report --workspace {workspace.root}`; it writes reports/report.csv and the predictions "
         "shown here."
     )
     st.stop()

@@ -46,8 +46,7 @@ def require_encoder(workspace: Workspace) -> str:
     names = data.encoder_names(workspace)
     if not names:
         st.info(
-            f"Workspace **{workspace.name}** has no encoder yet. Train one on the **Encoder** page, or run "
-            f"`hyperrep encoder --workspace {workspace.root}`."
+            f"Workspace **{workspace.name}** has no encoder yet. Train one on the **Encoder** page."
         )
         st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
         st.stop()
@@ -64,8 +63,8 @@ def require_embeddings(workspace: Workspace, encoder: str) -> pd.DataFrame:
     table = data.embeddings(workspace, encoder)
     if table is None:
         st.info(
-            f"The zoo is not embedded with encoder **{encoder}** yet. Embed it on the **Encoder** page, or run "
-            f"`hyperrep embed --workspace {workspace.root} --encoder {encoder}`."
+            f"The zoo is not embedded with encoder **{encoder}** yet. Embed it with **Embed the zoo** on the "
+            "**Encoder** page."
         )
         st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
         st.stop()

@@ -88,7 +88,7 @@ def test_selection_summary_compares_with_zoo(explore_workspace):
     keys = _selection(("m0001", 2), ("m0005", 4))
     at = open_page(explore_workspace, PAGE, selection=keys)
     statistics = at.dataframe[0].value
-    assert {"mean", "zoo_mean"} <= set(statistics.columns)
+    assert {"mean", "zoo mean"} <= set(statistics.columns)
 
 
 def test_one_point_selection_is_summarised(explore_workspace):
