@@ -4,7 +4,6 @@ training trajectories of chosen models."""
 import io
 from dataclasses import asdict
 
-import pandas as pd
 import streamlit as st
 
 from hyperrep.analysis.projection import ProjectionConfig, project_embeddings, with_zoo_columns
@@ -88,7 +87,7 @@ with st.sidebar.expander("Filters", expanded=True):
 keep = points["test_acc"].between(*accuracy) & points["epoch"].between(*epochs)
 for hyperparameter, values in chosen_values.items():
     keep &= points[hyperparameter].isin(values)
-shown = points[keep].reset_index(drop=True)
+filtered = points[keep].reset_index(drop=True)
 
 colour_options = ["test_acc", "epoch", "generalisation_gap", "cluster", "val_acc", "train_loss",
                   *[h for h in HYPERPARAMETERS if points[h].nunique() > 1]]
@@ -96,7 +95,7 @@ left, right = st.columns([1, 3])
 colour = left.selectbox("Colour by", colour_options, format_func=plots.label)
 n_clusters = int(projection["cluster"].max() + 1)
 right.caption(
-    f"{len(shown)} of {len(points)} checkpoints shown, {shown['model_id'].nunique()} models; "
+    f"{len(filtered)} of {len(points)} checkpoints shown, {filtered['model_id'].nunique()} models; "
     f"{n_clusters} HDBSCAN clusters. Select with the lasso or box tool, or click a point; double-click clears."
 )
 
@@ -108,10 +107,10 @@ def _store_selection() -> None:
 
 
 selection = st.session_state[state.SELECTION]
-if shown.empty:
+if filtered.empty:
     st.warning("No checkpoint passes the filters: widen them in the sidebar.")
 else:
-    figure = plots.projection_map(shown, colour, dims=config.n_components, highlight=selection)
+    figure = plots.projection_map(filtered, colour, dims=config.n_components, highlight=selection)
     if config.n_components == 2:
         st.plotly_chart(
             figure, key=MAP_KEY, on_select=_store_selection, selection_mode=("points", "box", "lasso"),

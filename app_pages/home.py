@@ -1,4 +1,4 @@
-"""Overview page: what the chosen workspace holds, step by step, and where to make what is missing."""
+"""Overview page: what the chosen workspace contains, step by step, and where to make what is missing."""
 
 import streamlit as st
 

@@ -1,5 +1,5 @@
 """Probe page: how well linear probes read properties off embeddings and the weight baselines, and each probe's
-predictions against the true values; a selection here becomes the selection on the Explore map."""
+predictions against the true values. A selection made here becomes the selection on the Explore map."""
 
 import pandas as pd
 import plotly.express as px

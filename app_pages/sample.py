@@ -89,9 +89,9 @@ jobs.job_panel(workspace, [SAMPLE_JOB], key="sample")
 st.subheader("Samples")
 runs = data.sample_runs(workspace)
 keys = [run["key"] for run in runs]
-wanted = st.session_state.get(state.SAMPLE_KEY)
-if wanted and wanted not in keys:
-    keys.insert(0, wanted)  # submitted, not started yet
+requested_key = st.session_state.get(state.SAMPLE_KEY)
+if requested_key and requested_key not in keys:
+    keys.insert(0, requested_key)  # submitted, not started yet
 if not keys:
     st.info("No samples yet: choose anchors and press **Sample**. Results appear here while the job runs.")
     st.stop()
@@ -105,7 +105,8 @@ def _run_label(key: str) -> str:
     return f"{sampler['method']}, {sampler['n_samples']} samples around {run.get('anchor_source', '?')} ({run['status']})"
 
 
-key = st.selectbox("Sampling run", keys, index=keys.index(wanted) if wanted in keys else 0, format_func=_run_label)
+index = keys.index(requested_key) if requested_key in keys else 0
+key = st.selectbox("Sampling run", keys, index=index, format_func=_run_label)
 st.session_state[state.SAMPLE_KEY] = key
 
 
@@ -166,8 +167,8 @@ def results() -> None:
         anchors_xy = projection.merge(anchor_keys, on=["model_id", "epoch"])
         right.plotly_chart(plots.samples_map(projection, anchors_xy, placed), key="sample_map")
 
-    shown = evaluations[[c for c in evaluations.columns if not (c.startswith("z") and c[1:].isdigit())]]
-    st.dataframe(shown, hide_index=True, width="stretch")
+    evaluation_rows = evaluations[[c for c in evaluations.columns if not (c.startswith("z") and c[1:].isdigit())]]
+    st.dataframe(evaluation_rows, hide_index=True, width="stretch")
 
 
 results()

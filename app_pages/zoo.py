@@ -32,7 +32,7 @@ with st.expander("Build a zoo", expanded=table is None):
     )
     if saved_config:
         st.caption(
-            "This workspace already holds a zoo, shown below. Submitting its own settings resumes an interrupted "
+            "This workspace already contains a zoo, shown below. Submitting its own settings resumes an interrupted "
             "build; for a zoo with other settings, create a new workspace in the sidebar."
         )
     with st.form("zoo_form"):
@@ -103,13 +103,13 @@ tab_table, tab_curves, tab_hyper = st.tabs(["Table", "Learning curves", "Accurac
 
 with tab_table:
     every_epoch = st.toggle("Every epoch", value=False, help="Off: one row per model, at its last epoch")
-    shown = table if every_epoch else final
+    listed = table if every_epoch else final
     st.dataframe(
-        shown, hide_index=True, width="stretch",
+        listed, hide_index=True, width="stretch",
         column_config={c: st.column_config.NumberColumn(format="%.4f") for c in data.METRIC_COLUMNS},
     )
     st.download_button(
-        "Download as CSV", shown.to_csv(index=False).encode(), file_name=f"{workspace.name}-zoo.csv",
+        "Download as CSV", listed.to_csv(index=False).encode(), file_name=f"{workspace.name}-zoo.csv",
         mime="text/csv",
     )
 
@@ -135,4 +135,4 @@ with tab_hyper:
     rows = table[(table["epoch"] == epoch) & (table["status"] == "ok")]
     st.plotly_chart(plots.hyperparameter_distribution(rows, hyperparameter, metric), key="zoo_hyper")
     if hyperparameter not in CATEGORICAL_HYPERPARAMETERS:
-        st.caption(f"Each value of {plots.label(hyperparameter)} is shown as its own category.")
+        st.caption(f"Each value of {plots.label(hyperparameter)} is listed as its own category.")

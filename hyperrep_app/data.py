@@ -12,7 +12,6 @@ import streamlit as st
 
 from hyperrep.workspace import Workspace, read_json, read_parquet
 
-HYPERPARAMETER_COLUMNS: tuple[str, ...] = ("activation", "init", "optimizer", "lr", "weight_decay", "dropout", "seed")
 METRIC_COLUMNS: tuple[str, ...] = (
     "test_acc", "val_acc", "train_acc", "test_loss", "val_loss", "train_loss", "generalisation_gap",
 )

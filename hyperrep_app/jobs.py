@@ -80,8 +80,10 @@ def show_job(workspace: Workspace, job: Job, key: str) -> None:
 
 
 def job_panel(workspace: Workspace, kinds: list[str], key: str, limit: int = 1) -> list[Job]:
-    """Show the newest ``limit`` jobs of ``kinds``; poll while one is unfinished; rerun the whole page when a
-    watched job finishes, so the page reads the artefact it wrote. Returns the jobs as first read."""
+    """Show the newest ``limit`` jobs of ``kinds`` and poll while one is unfinished; return the jobs as first read.
+
+    When a watched job finishes, the whole page reruns, so that it reads the artefact the job wrote.
+    """
     jobs = latest(workspace, kinds, limit)
     watching = any(not job.finished for job in jobs)
     watched_key = f"_watched_jobs_{key}"

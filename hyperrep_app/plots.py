@@ -32,7 +32,7 @@ def label(column: str) -> str:
 
 
 def is_discrete(series: pd.Series) -> bool:
-    """Whether to colour by ``series`` with one colour per value (strings, clusters, few distinct numbers)."""
+    """Return whether to colour by ``series`` with one colour per value (strings, clusters, few distinct numbers)."""
     if series.name in ("cluster", "model_id"):
         return True
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
@@ -107,7 +107,12 @@ def projection_map(
     if colour not in columns:
         columns.append(colour)
     three_d = dims == 3 and "z" in points.columns
-    scatter = go.Scatter3d if three_d else (go.Scattergl if len(points) >= WEBGL_MIN_POINTS else go.Scatter)
+    if three_d:
+        scatter = go.Scatter3d
+    elif len(points) >= WEBGL_MIN_POINTS:
+        scatter = go.Scattergl
+    else:
+        scatter = go.Scatter
     size = 3 if three_d else 7
 
     def trace(rows: pd.DataFrame, name: str, marker: dict, showlegend: bool = True) -> go.BaseTraceType:
@@ -152,8 +157,10 @@ def projection_map(
 
 
 def trajectories(points: pd.DataFrame, paths: pd.DataFrame, model_ids: list[str]) -> go.Figure:
-    """Draw each model's path (``paths``: its rows sorted by epoch) over the whole projection in grey; the first
-    epoch of each path is a square, the last a star."""
+    """Draw each model's path (``paths``: its rows sorted by epoch) over the whole projection in grey.
+
+    The first epoch of each path is a square and the last a star.
+    """
     colours = model_colours(model_ids)
     fig = go.Figure()
     fig.add_scatter(
@@ -228,7 +235,7 @@ def predicted_vs_true(predictions: pd.DataFrame, target: str, highlight: set[str
         x=predictions["true"], y=predictions["predicted"], mode="markers", name="checkpoints",
         marker={"size": 6, "color": PALETTE[0], "opacity": 0.7},
         customdata=predictions[columns].astype(object).values.tolist(),
-        hovertemplate=_hover_template(columns) + "",
+        hovertemplate=_hover_template(columns),
     )
     if highlight:
         rows = predictions[predictions["model_id"].isin(highlight)]

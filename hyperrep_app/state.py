@@ -88,7 +88,7 @@ def _create_workspace() -> None:
 
 
 def workspace_picker() -> None:
-    """Draw the sidebar's workspace selectbox (every workspace under cache/ that holds a zoo) and a form for a
+    """Draw the sidebar's workspace selectbox (every workspace under cache/ that contains a zoo) and a form for a
     new, empty workspace."""
     current = st.session_state.get(WORKSPACE)
     options = list_workspaces()
@@ -101,7 +101,7 @@ def workspace_picker() -> None:
         if options:
             st.selectbox(
                 "Workspace", options, key="workspace_picker", format_func=_label, on_change=_on_workspace_change,
-                help=f"Workspaces are folders under {CACHE_DIR}/; the list shows those that hold a zoo.",
+                help=f"Workspaces are folders under {CACHE_DIR}/; the list shows those that contain a zoo.",
             )
         else:
             st.info(f"No workspace with a zoo under `{CACHE_DIR}/`. Create one below, or run `make run`.")

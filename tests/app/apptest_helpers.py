@@ -48,7 +48,7 @@ def joined(at: AppTest, kind: str) -> str:
     return "\n".join(str(t) for t in texts(at, kind))
 
 
-# A small encoder that trains in a few seconds on the digits zoo; the projection uses the Explore page's defaults,
+# A small encoder that trains in a few seconds on the digits zoo. The projection uses the Explore page's defaults,
 # so the page finds it stored.
 ENCODER_SETTINGS = {
     "d_model": 16, "n_heads": 2, "n_layers": 1, "latent_dim": 8, "projection_dim": 8, "epochs": 3, "batch_size": 32,

@@ -60,7 +60,7 @@ def edge_distance(polygon: list[tuple[float, float]], px: np.ndarray, py: np.nda
 
 
 def choose_lasso(px: np.ndarray, py: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray]:
-    """Return a hexagon around one of the points that holds several points, none of them near an edge."""
+    """Return a hexagon around one of the points that contains several points, none of them near an edge."""
     order = np.argsort(np.hypot(px - np.median(px), py - np.median(py)))
     for index in order:
         polygon = [
