@@ -67,7 +67,8 @@ jobs.job_panel(workspace, [ENCODER_JOB, EMBED_JOB], key="encoder", limit=2)
 
 names = data.encoder_names(workspace)
 if not names:
-    st.info(f"Workspace **{workspace.name}** has no encoder yet: train one with the form above.")
+    st.info(f"Workspace **{workspace.name}** has no encoder yet: train one with the form above, or run "
+            f"`hyperrep train --workspace {workspace.root}`.")
     st.stop()
 
 encoder = st.session_state.get(state.ENCODER)

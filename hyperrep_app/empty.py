@@ -15,7 +15,7 @@ def require_workspace() -> Workspace:
     if workspace is None:
         st.info(
             f"No workspace is chosen. Create one under **New workspace** in the sidebar, or build the demo with "
-            f"`make run` (a workspace is a folder under `{CACHE_DIR}/`)."
+            f"`hyperrep demo` or `make run` (a workspace is a folder under `{CACHE_DIR}/`)."
         )
         st.stop()
     if not workspace.root.is_dir():
@@ -46,7 +46,8 @@ def require_encoder(workspace: Workspace) -> str:
     names = data.encoder_names(workspace)
     if not names:
         st.info(
-            f"Workspace **{workspace.name}** has no encoder yet. Train one on the **Encoder** page."
+            f"Workspace **{workspace.name}** has no encoder yet. Train one on the **Encoder** page, or run "
+            f"`hyperrep train --workspace {workspace.root}`."
         )
         st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
         st.stop()
@@ -64,7 +65,7 @@ def require_embeddings(workspace: Workspace, encoder: str) -> pd.DataFrame:
     if table is None:
         st.info(
             f"The zoo is not embedded with encoder **{encoder}** yet. Embed it with **Embed the zoo** on the "
-            "**Encoder** page."
+            f"**Encoder** page, or run `hyperrep embed --workspace {workspace.root} --encoder {encoder}`."
         )
         st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
         st.stop()

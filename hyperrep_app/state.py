@@ -104,7 +104,7 @@ def workspace_picker() -> None:
                 help=f"Workspaces are folders under {CACHE_DIR}/; the list shows those that contain a zoo.",
             )
         else:
-            st.info(f"No workspace with a zoo under `{CACHE_DIR}/`. Create one below, or run `make run`.")
+            st.info(f"No workspace with a zoo under `{CACHE_DIR}/`. Create one below, or run `hyperrep demo`.")
         with st.expander("New workspace", expanded=not options):
             st.text_input("Name", key="new_workspace_name", placeholder="e.g. digits-hyp")
             st.button("Create workspace", on_click=_create_workspace)
