@@ -93,6 +93,16 @@ def loss_curves() -> None:
     st.plotly_chart(plots.encoder_losses(history), key="encoder_losses")
 
 
+checkpoint = workspace.encoder_dir(encoder) / "checkpoint.safetensors"
+if checkpoint.is_file():
+    model, _, layout, config = data.loaded_encoder(workspace, encoder)
+    n_weights = sum(p.numel() for p in model.parameters())
+    st.caption(
+        f"Each zoo model is {layout.n_tokens} tokens of width {layout.token_dim} ({layout.n_parameters} weights); "
+        f"the autoencoder has {n_weights:,} parameters (d_model {config.d_model}, {config.n_layers} layers, "
+        f"{config.n_heads} heads) and a {config.latent_dim}-dimensional embedding."
+    )
+
 st.subheader("Loss curves")
 st.caption("Solid: training; dashed: validation models. The loss is gamma x contrastive + (1 - gamma) x "
            "reconstruction.")
@@ -100,7 +110,6 @@ loss_curves()
 
 st.subheader("Embeddings")
 embeddings = data.embeddings(workspace, encoder)
-checkpoint = workspace.encoder_dir(encoder) / "checkpoint.safetensors"
 if embeddings is not None:
     n_models = embeddings["model_id"].nunique()
     st.success(f"The zoo is embedded with **{encoder}**: {len(embeddings)} checkpoints of {n_models} models.")

@@ -94,6 +94,19 @@ def encoder_config(workspace: Workspace, name: str) -> dict | None:
     return json_file(workspace.encoder_dir(name) / "config.json")
 
 
+@st.cache_resource(show_spinner="Loading the encoder ...", max_entries=4)
+def _load_encoder(root: str, name: str, mtime: int):
+    from hyperrep.encoder.train import load_encoder
+
+    return load_encoder(Workspace(root), name)
+
+
+def loaded_encoder(workspace: Workspace, name: str):
+    """Return ``(model, normaliser, layout, config)`` of a trained encoder, loaded once per checkpoint file."""
+    checkpoint = workspace.encoder_dir(name) / "checkpoint.safetensors"
+    return _load_encoder(str(workspace.root), name, mtime_ns(checkpoint))
+
+
 def embeddings_path(workspace: Workspace, encoder: str) -> Path:
     return workspace.embeddings_dir / f"{encoder}.parquet"
 

@@ -45,3 +45,8 @@ def test_unembedded_encoder_offers_embedding(unembedded_workspace):
     assert "is not embedded with" in joined(at, "info")
     embed = next(b for b in at.button if b.label == "Embed the zoo")
     assert not embed.disabled
+
+
+def test_encoder_architecture_summarised(explore_workspace):
+    at = open_page(explore_workspace, PAGE)
+    assert "8-dimensional embedding" in joined(at, "caption")
