@@ -80,11 +80,14 @@ with st.expander("Build a zoo", expanded=table is None):
             job_id = jobs.submit(workspace, "zoo", params)
             st.toast(f"Zoo job {job_id} queued")
 
-jobs.job_panel(workspace, ["zoo"], key="zoo")
+zoo_jobs = jobs.job_panel(workspace, ["zoo"], key="zoo")
 
 if table is None:
-    st.info(f"Workspace **{workspace.name}** has no zoo yet: build one above, or run "
-            f"`hyperrep zoo --workspace {workspace.root}`.")
+    if any(not job.finished for job in zoo_jobs):
+        st.info("The zoo's table and plots appear here when the zoo job has finished.")
+    else:
+        st.info(f"Workspace **{workspace.name}** has no zoo yet: build one above, or run "
+                f"`hyperrep zoo --workspace {workspace.root}`.")
     st.stop()
 
 final = data.final_epoch(table)
