@@ -39,7 +39,7 @@ def test_small_zoo_explains_umap_limit(small_workspace):
 def test_missing_projection_is_computed_by_button(unprojected_workspace):
     at = open_page(unprojected_workspace, PAGE)
     assert "No projection" in joined(at, "info")
-    at.button[0].click().run()
+    next(b for b in at.button if b.label == "Compute projection").click().run()
     assert_no_exception(at)
     assert len(_figures(at)) >= 1
 
@@ -110,3 +110,12 @@ def test_trajectories_drawn_for_chosen_models(explore_workspace):
     figures = _figures(at)
     names = {trace.get("name") for figure in figures for trace in figure["data"]}
     assert {"m0000", "m0001"} <= names
+
+
+def test_three_d_projection_drawn_in_3d(unprojected_workspace):
+    at = open_page(unprojected_workspace, PAGE)
+    next(r for r in at.radio if r.label == "Dimensions").set_value(3).run()
+    next(b for b in at.button if b.label == "Compute projection").click().run()
+    assert_no_exception(at)
+    [figure] = _figures(at)[:1]
+    assert figure["data"][0]["type"] == "scatter3d"
