@@ -78,7 +78,7 @@ else:
         except ValueError as err:
             st.error(f"Cannot sample: {err}")
         else:
-            params = {"encoder": encoder, "anchors": anchor_set.keys.values.tolist(), "config": asdict(config)}
+            params = {"encoder_name": encoder, "keys": anchor_set.keys.values.tolist(), "sampler": asdict(config)}
             job_id = jobs.submit(workspace, SAMPLE_JOB, params)
             st.session_state[state.SAMPLE_KEY] = sample_key(anchor_set, config, encoder)
             st.toast(f"Sampling job {job_id} queued")
