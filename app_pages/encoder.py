@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from hyperrep.encoder.config import EncoderConfig
+from hyperrep.encoder.config import PRESETS, EncoderConfig
 from hyperrep_app import data, empty, jobs, plots, state
 from hyperrep_app.job_kinds import EMBED_JOB, ENCODER_JOB
 
@@ -16,7 +16,7 @@ names = data.encoder_names(workspace)
 # The form's fields: the settings a user changes most; the rest keep EncoderConfig's defaults.
 FORM_FIELDS = (
     "d_model", "n_heads", "n_layers", "latent_dim", "gamma", "temperature", "epochs", "batch_size", "lr",
-    "noise_std", "erase_probability", "permute", "seed",
+    "noise_std", "erase_probability", "dropout", "permute", "seed",
 )
 HELP = {
     "d_model": "width of the transformer", "latent_dim": "size of the embedding of one network",
@@ -29,7 +29,12 @@ HELP = {
 with st.expander("Train an encoder", expanded=not names):
     current = st.session_state.get(state.ENCODER) or (names[0] if names else "default")
     saved = data.encoder_config(workspace, current) if current in names else None
-    defaults = EncoderConfig.from_dict(saved["config"]) if saved else EncoderConfig()
+    choices = (["saved settings"] if saved else []) + sorted(PRESETS)
+    preset = st.selectbox(
+        "Start from", choices, help="probe: strong augmentation, so the embedding generalises to unseen models; "
+        "sample: longer training with light augmentation, so decoded weights work",
+    )
+    defaults = EncoderConfig.from_dict(saved["config"]) if preset == "saved settings" else EncoderConfig.preset(preset)
     with st.form("encoder_form"):
         name = st.text_input("Encoder name", current, help="Its files go to encoders/<name>/ in the workspace")
         resume = st.checkbox("Resume from its checkpoint if it exists", value=True,

@@ -50,3 +50,10 @@ def test_unembedded_encoder_offers_embedding(unembedded_workspace):
 def test_encoder_architecture_summarised(explore_workspace):
     at = open_page(explore_workspace, PAGE)
     assert "8-dimensional embedding" in joined(at, "caption")
+
+
+def test_sample_preset_fills_form(zoo_only_workspace):
+    at = open_page(zoo_only_workspace, PAGE)
+    next(s for s in at.selectbox if s.label == "Start from").set_value("sample").run()
+    epochs = next(n for n in at.number_input if n.label == "epochs")
+    assert epochs.value == 60
