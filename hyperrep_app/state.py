@@ -38,12 +38,20 @@ def init(args: argparse.Namespace) -> None:
     """Set every session state key this app uses, once per browser session."""
     if WORKSPACE not in st.session_state:
         names = list_workspaces()
-        st.session_state[WORKSPACE] = args.workspace or (names[0] if names else None)
+        st.session_state[WORKSPACE] = _as_name(args.workspace) if args.workspace else (names[0] if names else None)
     defaults = {
         ENCODER: None, SELECTION: empty_selection(), SELECTION_SOURCE: "", SAMPLE_KEY: None, PROJECTION: None,
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
+
+
+def _as_name(value: str) -> str:
+    """Return a folder directly under cache/ by its name, so the picker lists it once; other values unchanged."""
+    path = Path(value)
+    if path.is_absolute() and path.resolve().parent == CACHE_DIR.resolve():
+        return path.name
+    return value
 
 
 def workspace() -> Workspace | None:
