@@ -116,4 +116,4 @@ def test_lasso_lists_models_under_it(app_url, lasso_workspace, page):
     page.get_by_text(f"{N_SAMPLES} / {N_SAMPLES}").wait_for(timeout=SAMPLING_TIMEOUT_MS)
     page.wait_for_timeout(1500)  # let the charts of the last rerun draw
     page.screenshot(path=str(ARTIFACTS / "sample-results.png"), full_page=True)
-    assert page.get_by_text("Random init").is_visible()
+    assert page.get_by_text("Random init", exact=True).is_visible()
