@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from apptest_helpers import joined, open_page
 
@@ -17,7 +16,6 @@ def test_no_report_says_how_to_make_one(explore_workspace):
     assert "has no probe report yet" in joined(at, "info")
 
 
-@pytest.mark.slow
 def test_report_table_lists_targets(report_workspace):
     at = open_page(report_workspace, PAGE)
     report = at.dataframe[0].value
@@ -25,7 +23,6 @@ def test_report_table_lists_targets(report_workspace):
     assert "test_acc" in targets
 
 
-@pytest.mark.slow
 def test_selection_outlined_in_predictions(report_workspace):
     keys = pd.DataFrame({"model_id": ["m0001"], "epoch": [2]})
     at = open_page(report_workspace, PAGE, selection=keys, selection_source="Explore map")
