@@ -38,7 +38,10 @@ def init(args: argparse.Namespace) -> None:
     """Set every session state key this app uses, once per browser session."""
     if WORKSPACE not in st.session_state:
         names = list_workspaces()
-        st.session_state[WORKSPACE] = _as_name(args.workspace) if args.workspace else (names[0] if names else None)
+        if args.workspace:
+            st.session_state[WORKSPACE] = _as_name(args.workspace)
+        else:
+            st.session_state[WORKSPACE] = names[0] if names else None
     defaults = {
         ENCODER: None, SELECTION: empty_selection(), SELECTION_SOURCE: "", SAMPLE_KEY: None, PROJECTION: None,
     }
