@@ -136,16 +136,16 @@ else:
         st.caption("A one-point selection: its spread is 0, so compare its values with the zoo's range.")
     summary = selection_summary(selection, table)
     statistics = summary.statistics.rename(index=SUMMARY_LABELS, columns=lambda c: c.replace("zoo_", "zoo "))
-    left, right = st.columns([3, 2])
-    left.markdown(f"**Selection against the zoo** ({summary.n_checkpoints} of {summary.zoo_n_checkpoints} "
-                  f"checkpoints, {summary.n_models} of {summary.zoo_n_models} models)")
-    left.dataframe(statistics, width="stretch", column_config={
+    st.markdown(f"**Selection against the zoo** ({summary.n_checkpoints} of {summary.zoo_n_checkpoints} "
+                f"checkpoints, {summary.n_models} of {summary.zoo_n_models} models)")
+    st.dataframe(statistics, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in statistics.columns
     })
-    hyperparameter = right.selectbox("Hyperparameter mix (share of models)", list(summary.hyperparameters),
+    mix_column, _ = st.columns([1, 1])
+    hyperparameter = mix_column.selectbox("Hyperparameter mix (share of models)", list(summary.hyperparameters),
                                      format_func=plots.label)
     mix = summary.hyperparameters[hyperparameter][["selection_fraction", "zoo_fraction"]]
-    right.dataframe(mix, width="stretch", column_config={
+    mix_column.dataframe(mix, width="stretch", column_config={
         "selection_fraction": st.column_config.ProgressColumn("selection", format="percent", min_value=0.0,
                                                               max_value=1.0),
         "zoo_fraction": st.column_config.ProgressColumn("zoo", format="percent", min_value=0.0, max_value=1.0),

@@ -125,7 +125,8 @@ def projection_map(
         )
 
     fig = go.Figure()
-    if is_discrete(points[colour]):
+    discrete = is_discrete(points[colour])
+    if discrete:
         values = sorted(points[colour].dropna().unique(), key=lambda v: (str(type(v)), v))
         for i, value in enumerate(values):
             rows = points[points[colour] == value]
@@ -148,7 +149,8 @@ def projection_map(
     fig.update_layout(
         height=height, margin={"t": 40, "l": 10, "r": 10, "b": 10}, uirevision="map",
         dragmode="lasso" if not three_d else "orbit",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0, "title": {"text": f"{label(colour)}: "}},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0,
+                "title": {"text": f"{label(colour)}: " if discrete else ""}},
     )
     if not three_d:
         fig.update_xaxes(title="UMAP 1")
