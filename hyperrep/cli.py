@@ -372,10 +372,13 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw")
     parser.add_argument("--bandwidth", default="auto",
                         help="KDE bandwidth in units of the anchors' per-dimension std, or auto (cross-validated)")
-    parser.add_argument("--subsample-k", type=int, default=defaults.subsample_k,
-                        help="draw this many candidates and keep the n best by validation accuracy (0: off)")
+    parser.add_argument("--subsample-k", type=int, default=None,
+                        help="draw this many candidates and keep the n best by validation accuracy "
+                             "(default: 4 x --n; 0 turns subsampling off)")
     parser.add_argument("--bootstrap-rounds", type=int, default=defaults.bootstrap_rounds,
                         help="rounds of re-sampling around the best samples (kde and uniform)")
+    parser.add_argument("--all-activations", action="store_true",
+                        help="sample around every anchor, not only those with the anchors' majority activation")
 
 
 def _summary(values) -> str:
@@ -391,8 +394,10 @@ def _sample(args: argparse.Namespace) -> int:
     from hyperrep.zoo.store import Zoo
 
     bandwidth = args.bandwidth if args.bandwidth == "auto" else float(args.bandwidth)
+    subsample_k = 4 * args.n if args.subsample_k is None else args.subsample_k
     config = SamplerConfig(method=args.method, n_samples=args.n, bandwidth=bandwidth, seed=args.seed,
-                           subsample_k=args.subsample_k, bootstrap_rounds=args.bootstrap_rounds)
+                           subsample_k=subsample_k, bootstrap_rounds=args.bootstrap_rounds,
+                           match_activation=not args.all_activations)
     config.validate()
     workspace = Workspace(args.workspace)
     zoo = Zoo(workspace)
@@ -412,7 +417,8 @@ def _sample(args: argparse.Namespace) -> int:
     print(f"samples ({args.method}, {len(ev)}){detail}: test accuracy {_summary(ev['test_acc'])}")
     print(f"anchors ({len(anchors)}): test accuracy {_summary(anchor_accuracies(zoo, anchors))}")
     print(f"random init ({len(random_acc)}, {result.recipe.init}): test accuracy {_summary(random_acc)}")
-    print(f"samples use activation {result.recipe.activation}: {result.recipe.source}")
+    print(f"samples use activation {result.recipe.activation}: {result.recipe.source}; sampled around "
+          f"{info.get('sampled_around', anchors.source)}")
     print(f"novelty: {int(ev['is_copy'].sum())} of {len(ev)} samples are copies (closer than {COPY_THRESHOLD:g} x "
           f"the zoo's typical nearest-neighbour distance); mean relative distance "
           f"{ev['relative_distance'].mean():.3f}, mean agreement with the nearest member {ev['agreement'].mean():.3f}")
@@ -440,6 +446,8 @@ def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning epochs on the zoo's dataset")
     parser.add_argument("--transfer-epochs", type=int, default=defaults.transfer_epochs,
                         help="fine-tuning epochs on the paired dataset (digits <-> mnist-5k)")
+    parser.add_argument("--subsample-k", type=int, default=defaults.subsample_k,
+                        help="candidates per sampler, of which the n best by validation accuracy are kept (0: off)")
     parser.add_argument("--no-transfer", action="store_true", help="skip the transfer stage")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw")
 
@@ -449,7 +457,8 @@ def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
 def _generate_report(args: argparse.Namespace) -> int:
     from hyperrep.generate.report import ReportConfig, generate_report
 
-    config = ReportConfig(fraction=args.top, methods=args.methods, n_samples=args.n, n_finetune=args.n_finetune,
+    config = ReportConfig(fraction=args.top, methods=args.methods, n_samples=args.n, subsample_k=args.subsample_k,
+                          n_finetune=args.n_finetune,
                           finetune_epochs=args.finetune_epochs, transfer_epochs=args.transfer_epochs,
                           transfer=not args.no_transfer, seed=args.seed)
     workspace = Workspace(args.workspace)

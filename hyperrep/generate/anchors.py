@@ -1,9 +1,9 @@
 """Anchors: the zoo checkpoints whose embeddings a sampler draws around.
 
-An anchor set comes from one of four selections: a list of (model_id, epoch) keys such as a lasso selection, a
-pandas query over the zoo table joined with the embeddings, the top fraction of models by a metric at the last
-epoch, or one HDBSCAN cluster of a projection. Only embedded checkpoints can be anchors, so diverged models never
-are.
+An anchor set comes from one of four selections. It can be a list of (model_id, epoch) keys such as a lasso
+selection, or a pandas query over the zoo table joined with the embeddings. It can also be the top fraction of
+models by a metric at the last epoch, or one HDBSCAN cluster of a projection. Only embedded checkpoints can be
+anchors, so diverged models never are.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ class Anchors:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def subset(self, mask, reason: str) -> "Anchors":
+        """Return the anchors where the boolean ``mask`` (one value per anchor) is True."""
+        mask = torch.as_tensor(list(mask), dtype=torch.bool)
+        keys = self.keys[mask.numpy()].reset_index(drop=True)
+        return Anchors(keys, self.latents[mask], f"{self.source}, {reason} ({len(keys)} of {len(self)})")
 
     def key_strings(self) -> list[str]:
         """Return the anchors as "model_id:epoch" strings, the form the CLI reads."""
@@ -151,10 +157,12 @@ def anchors_top_fraction(
     epoch = int(table["epoch"].max()) if epoch is None else int(epoch)
     rows = table[table["epoch"] == epoch]
     if rows.empty:
-        raise ValueError(f"no embedded checkpoint at epoch {epoch}: the zoo has epochs {sorted(table['epoch'].unique())}")
+        epochs = sorted(table["epoch"].unique())
+        raise ValueError(f"no embedded checkpoint at epoch {epoch}: the zoo has epochs {epochs}")
     n = max(1, math.ceil(fraction * len(rows)))
     rows = rows.sort_values([metric, "model_id"], ascending=[False, True]).head(n)
-    return _anchors(table, rows, f"top {fraction:.0%} by {metric} at epoch {epoch} ({n} of {len(table[table['epoch'] == epoch])} models)")
+    n_models = int((table["epoch"] == epoch).sum())
+    return _anchors(table, rows, f"top {fraction:.0%} by {metric} at epoch {epoch} ({n} of {n_models} models)")
 
 
 def stored_projection(workspace: Workspace, encoder_name: str = "default", key: str | None = None) -> pd.DataFrame:
@@ -166,7 +174,9 @@ def stored_projection(workspace: Workspace, encoder_name: str = "default", key: 
     if key is not None:
         path = workspace.projections_dir / f"{key}.parquet"
         if not path.is_file():
-            raise FileNotFoundError(f"projection {key!r} not found ({path}): list them with `hyperrep project`")
+            raise FileNotFoundError(
+                f"projection {key!r} not found ({path}): compute it with `hyperrep project` or pass another key"
+            )
         return read_parquet(path)
     infos = sorted(workspace.projections_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for info_path in infos:

@@ -108,7 +108,10 @@ def accuracies(modules: Sequence[nn.Module], data: SplitDataset, split: str = "t
 
 
 def random_init_state_dicts(zoo: Zoo, n: int, init: str, seed: int = 0) -> list[StateDict]:
-    """Return ``n`` untrained state_dicts of the zoo's architecture, initialised with ``init`` and seeds seed..seed+n-1."""
+    """Return ``n`` untrained state_dicts of the zoo's architecture, initialised with ``init``.
+
+    Model i uses seed ``seed + i``.
+    """
     out = []
     for i in range(n):
         module = zoo.build_module()

@@ -28,7 +28,9 @@ def sample_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     sampler = params.get("sampler", {})
     unknown = sorted(set(sampler) - known)
     if unknown:
-        raise ValueError(f"sample job sampler fields {unknown} are not SamplerConfig fields: use {', '.join(sorted(known))}")
+        raise ValueError(
+            f"sample job sampler fields {unknown} are not SamplerConfig fields: use {', '.join(sorted(known))}"
+        )
     config = SamplerConfig(**sampler)
     encoder_name = params.get("encoder_name", "default")
     keys = [(str(m), int(e)) for m, e in params["keys"]] if params.get("keys") is not None else None

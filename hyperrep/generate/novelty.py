@@ -238,5 +238,7 @@ class ZooReference:
 def agreement(predictions: torch.Tensor, reference: torch.Tensor) -> float:
     """Return the fraction of inputs on which two models predict the same class."""
     if predictions.shape != reference.shape:
-        raise ValueError(f"predictions have shape {tuple(predictions.shape)} but the reference has {tuple(reference.shape)}")
+        raise ValueError(
+            f"predictions have shape {tuple(predictions.shape)} but the reference has {tuple(reference.shape)}"
+        )
     return float((predictions == reference).float().mean())

@@ -47,15 +47,16 @@ AUDIT_METRICS = {"distance": "distance", "relative_distance": "relative_distance
 class ReportConfig:
     """Settings of the generation report. Saved as ``reports/generate.json``.
 
-    ``n_finetune`` models per method are fine-tuned (the first ones of each method: samples in sample_id order,
-    anchors in key order), since fine-tuning costs far more than evaluating.
+    Every sampler draws ``subsample_k`` candidates and keeps the ``n_samples`` best by validation accuracy (0
+    turns subsampling off). ``n_finetune`` models per method are fine-tuned (the first ones of each method:
+    samples in sample_id order, anchors in key order), since fine-tuning costs far more than evaluating.
     """
 
     fraction: float = 0.3
     metric: str = "test_acc"
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     n_samples: int = 16
-    subsample_k: int = 0
+    subsample_k: int = 64
     n_finetune: int = 8
     finetune_epochs: int = 5
     transfer_epochs: int = 5
@@ -161,7 +162,8 @@ def generate_report(
         curve = finetune(zoo, state_dicts, recipe, config.finetune_epochs, activations, seed=config.seed)
         curves.append(curve.assign(method=name, dataset=zoo.config.dataset))
         for epoch in stages:
-            rows.append(_stat_rows(name, f"finetune{epoch}", "test_acc", curve.loc[curve["epoch"] == epoch, "test_acc"]))
+            accuracy = curve.loc[curve["epoch"] == epoch, "test_acc"]
+            rows.append(_stat_rows(name, f"finetune{epoch}", "test_acc", accuracy))
     advance("fine-tuned every method")
 
     transfer_name = None

@@ -2,9 +2,10 @@
 
 The key of a run is a hash of the anchors, their latents, the encoder name and the sampler config. Its folder
 ``samples/<key>/`` contains ``config.json`` (configs, anchors, recipe, sampler details, status, provenance),
-``weights.safetensors`` (``sample_<i>/<param>``), ``latents.safetensors`` and ``evaluations.parquet``. The table is
-rewritten atomically after each evaluated batch, so a reader can follow a run while it works; ``status`` in
-``config.json`` turns from "running" to "complete" at the end. A complete result with the same key is reused.
+``weights.safetensors`` (``sample_<i>/<param>``), ``latents.safetensors`` and ``evaluations.parquet``. The
+evaluations table is rewritten atomically after each evaluated batch, so a reader can follow a run while it works.
+``status`` in ``config.json`` turns from "running" to "complete" at the end. A complete result with the same key is
+reused.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from hyperrep.generate.evaluate import (
     Recipe, accuracies, anchor_recipe, build_modules, predict, random_init_state_dicts,
 )
 from hyperrep.generate.novelty import COPY_THRESHOLD, ZooReference, agreement
-from hyperrep.generate.samplers import Projection, SamplerConfig, sample_latents
+from hyperrep.generate.samplers import MIN_POINTS, Projection, SamplerConfig, sample_latents
 from hyperrep.workspace import (
     Workspace, provenance, read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors,
 )
@@ -228,6 +229,21 @@ def audit_rows(
     return out
 
 
+def _sampling_anchors(zoo: Zoo, anchors: Anchors, recipe: Recipe, config: SamplerConfig) -> Anchors:
+    """Return the anchors to sample around: those with the samples' activation when ``config.match_activation``."""
+    if not config.match_activation:
+        return anchors
+    activations = [zoo.hyperparameters(m)["activation"] for m in anchors.keys["model_id"]]
+    matching = anchors.subset([a == recipe.activation for a in activations],
+                              f"those with activation {recipe.activation}")
+    if len(matching) < MIN_POINTS[config.method]:
+        logger.warning("only %d anchors use activation %s, too few for %s sampling: sampling around all %d anchors",
+                       len(matching), recipe.activation, config.method, len(anchors))
+        note = f" (all activations: only {len(matching)} use {recipe.activation})"
+        return Anchors(anchors.keys, anchors.latents, anchors.source + note)
+    return matching
+
+
 def sample_models(
     workspace: Workspace | str | Path,
     anchors: Anchors,
@@ -273,6 +289,7 @@ def sample_models(
     model.to(device)
     recipe = anchor_recipe(zoo, anchors.keys)
     data = zoo.dataset
+    centres = _sampling_anchors(zoo, anchors, recipe, config)
 
     def val_accuracy(latents: torch.Tensor) -> np.ndarray:
         modules = build_modules(zoo, decode(model, normaliser, layout, latents), recipe.activation)
@@ -281,10 +298,11 @@ def sample_models(
     projection = None
     if config.method == "neighbourhood":
         table = checkpoint_table(zoo, load_embeddings(workspace, encoder_name))
-        projection = load_projection(workspace, encoder_name, table, anchors)
+        projection = load_projection(workspace, encoder_name, table, centres)
     if progress is not None:
         progress(0, config.n_samples, f"drawing {config.subsample_k or config.n_samples} latents ({config.method})")
-    drawn = sample_latents(anchors.latents, config, score=val_accuracy, projection=projection)
+    drawn = sample_latents(centres.latents, config, score=val_accuracy, projection=projection)
+    drawn.info["sampled_around"] = centres.source
     state_dicts = decode(model, normaliser, layout, drawn.latents)
 
     # Reference and typical distance first, so the stored config is complete before any evaluation row.

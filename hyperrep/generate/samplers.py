@@ -65,6 +65,10 @@ class SamplerConfig:
     radius : float
         Neighbourhood sampling: standard deviation of the 2-D offset from the anchor, in units of the median
         nearest-neighbour distance between checkpoints in the projection.
+    match_activation : bool
+        Sample only around the anchors whose activation is the anchors' majority activation, the one the
+        samples are built with. When fewer anchors than the method needs remain, all anchors are used and the
+        run records it.
     """
 
     method: Method = "kde"
@@ -75,7 +79,9 @@ class SamplerConfig:
     bootstrap_rounds: int = 0
     keep_top: int = 0
     n_neighbors: int = 8
-    radius: float = 1.0
+    # Measured on a 64-model digits zoo: radius 3 gave higher accuracy and fewer copies than radius 1.
+    radius: float = 3.0
+    match_activation: bool = True
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field."""

@@ -80,3 +80,11 @@ def test_parse_keys():
     assert parse_keys("m0001:5, m0002:3") == [("m0001", 5), ("m0002", 3)]
     with pytest.raises(ValueError, match="model_id:epoch"):
         parse_keys("m0001")
+
+
+def test_subset_keeps_latents_aligned(table):
+    anchors = anchors_from_keys(table, [("m0001", 4), ("m0002", 4), ("m0003", 4)])
+    subset = anchors.subset([True, False, True], "a test subset")
+    assert list(subset.keys["model_id"]) == ["m0001", "m0003"]
+    assert subset.latents.tolist() == anchors.latents[[0, 2]].tolist()
+    assert subset.source.endswith("a test subset (2 of 3)")

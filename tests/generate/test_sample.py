@@ -49,6 +49,10 @@ def test_evaluations_row_per_sample(result):
     assert evaluations["test_acc"].between(0, 1).all()
 
 
+def test_sampled_around_majority_activation(result):
+    assert f"activation {result.recipe.activation}" in result.info["sampler_info"]["sampled_around"]
+
+
 def test_decoded_weights_load(result, digits_encoder):
     module = Zoo(digits_encoder).build_module(result.recipe.activation)
     module.load_state_dict(result.state_dicts[0])
@@ -100,7 +104,7 @@ def test_cli_sample_one_point_kde(digits_encoder, capsys):
 @pytest.mark.slow
 def test_cli_generate_report(digits_encoder):
     code = main(["generate-report", str(digits_encoder.root), "--methods", "kde,uniform", "--n", "3",
-                 "--n-finetune", "2", "--finetune-epochs", "1", "--no-transfer"])
+                 "--subsample-k", "6", "--n-finetune", "2", "--finetune-epochs", "1", "--no-transfer"])
     report = pd.read_csv(digits_encoder.reports_dir / "generate.csv")
     assert code == 0
     assert list(report.columns) == ["method", "stage", "metric", "mean", "std", "n"]
