@@ -37,16 +37,22 @@ CASES = {"digits": ("digits", "cnn-digits"), "mnist-5k": ("mnist-5k", "cnn-s")}
 
 
 def run_worker(spec: dict) -> dict:
-    """Build one zoo as ``spec`` says and return its timings; runs inside the subprocess."""
+    """Build one zoo with the settings in ``spec`` and return its timings; runs inside the subprocess.
+
+    Settings that change module constants (activation budget, malloc) reach only the in-process population,
+    because worker processes import the modules afresh.
+    """
     import torch
 
     from hyperrep.workspace import Workspace
-    from hyperrep.zoo import train
+    from hyperrep.zoo import build, train
     from hyperrep.zoo.build import build_zoo, choose_method
     from hyperrep.zoo.config import ZooConfig
     from hyperrep.zoo.store import Zoo
 
     torch.set_num_threads(spec["threads"])
+    if "population_workers" in spec:
+        build.POPULATION_WORKERS = spec["population_workers"]
     if "activation_budget" in spec:
         train.ACTIVATION_BUDGET = spec["activation_budget"]
     if not spec.get("malloc", True):
@@ -73,18 +79,6 @@ def measure(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure_split(spec: dict, n_processes: int) -> dict:
-    """Run ``n_processes`` measurements at once, each on its share of the models with one thread; the
-    throughput of the whole is all model-epochs over the slowest process's seconds."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    share = {**spec, "threads": 1, "n_models": spec["n_models"] // n_processes}
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", json.dumps({**share, "seed": i})], env=env,
-                              stdout=subprocess.PIPE, text=True) for i in range(n_processes)]
-    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    return {"method": results[0]["method"], "seconds": max(r["seconds"] for r in results),
-            "cpu_seconds": sum(r["cpu_seconds"] for r in results)}
-
-
 # --- the run ---------------------------------------------------------------------------------------------------
 
 
@@ -92,14 +86,16 @@ def variants(explore: bool) -> list[tuple[str, dict]]:
     """Return (label, spec changes) of every method measured; the first is the baseline."""
     out = [("loop", {"method": "loop"}), ("auto", {"method": "auto"})]
     if explore:
+        one = {"method": "population", "population_workers": 1, "threads": 1}
         out += [
-            ("processes (2 x loop, 1 thread)", {"method": "processes"}),
-            ("population, 1 thread", {"method": "population", "threads": 1}),
+            ("processes (loop, a process per core)", {"method": "processes"}),
             ("population, shuffle=shared", {"method": "population", "shuffle": "shared"}),
-            ("population, activation budget 4 MiB", {"method": "population", "activation_budget": 2**20}),
-            ("population, activation budget 64 MiB", {"method": "population", "activation_budget": 2**24}),
-            ("population, default malloc", {"method": "population", "malloc": False}),
-            ("2 processes x population, 1 thread", {"method": "population", "split": 2}),
+            ("population, 1 process, 2 threads", {"method": "population", "population_workers": 1}),
+            ("population, 1 process, 1 thread", one),
+            ("  ... activation budget 4 MiB", {**one, "activation_budget": 2**20}),
+            ("  ... activation budget 64 MiB", {**one, "activation_budget": 2**24}),
+            ("  ... default malloc", {**one, "malloc": False}),
+            ("loop, 1 thread", {"method": "loop", "threads": 1}),
         ]
     return out
 
@@ -129,7 +125,7 @@ def bench_zoo(args: argparse.Namespace) -> list[dict]:
         for repeat in range(repeats):
             for label, change in labels:
                 spec = {**base, **change}
-                result = measure_split(spec, spec.pop("split")) if "split" in spec else measure(spec)
+                result = measure(spec)
                 times[label].append(result["seconds"])
                 cpu_times[label].append(result["cpu_seconds"])
                 chosen = result["method"] if label == "auto" else chosen

@@ -5,6 +5,7 @@ size, and store each finished model at once so an interrupted build resumes wher
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import os
 from pathlib import Path
@@ -17,12 +18,16 @@ from hyperrep.device import get_device
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.config import ZooConfig, draw_hyperparameters
 from hyperrep.zoo.store import STATUS_OK, Zoo
-from hyperrep.zoo.train import train_one, train_population
+from hyperrep.zoo.train import population_groups, population_size, train_one, train_population
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 POPULATION_CHUNK = 64
+# Worker processes for population training on the CPU; None means one per CPU core. Each worker trains whole
+# populations on one thread. Threads inside one process wait for each other at every op, and when other
+# processes load the cores that waiting costs more than the work (see bench/README.md).
+POPULATION_WORKERS: int | None = None
 
 
 def choose_method(config: ZooConfig, data: SplitDataset, device: torch.device) -> str:
@@ -37,14 +42,39 @@ def choose_method(config: ZooConfig, data: SplitDataset, device: torch.device) -
     return "population"
 
 
+def _cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_worker_zoos: dict[str, Zoo] = {}
+
+
+def _worker_zoo(root: str) -> Zoo:
+    """Return the zoo at ``root``, opened once per worker process, and set the worker to one thread."""
+    if root not in _worker_zoos:
+        torch.set_num_threads(1)
+        _worker_zoos[root] = Zoo(Workspace(root))
+    return _worker_zoos[root]
+
+
 def _train_and_save(args: tuple) -> tuple[str, str]:
     """Train one model in a worker process and save it; return (model_id, status)."""
     root, hp = args
-    torch.set_num_threads(1)
-    zoo = Zoo(Workspace(root))
+    zoo = _worker_zoo(root)
     checkpoints, rows = train_one(zoo.config, zoo.dataset, hp)
     zoo.save_model(hp["model_id"], checkpoints, rows)
     return hp["model_id"], rows[-1]["status"]
+
+
+def _train_population_and_save(args: tuple) -> list[tuple[str, str]]:
+    """Train one population in a worker process and save its models; return (model_id, status) per model."""
+    root, hps = args
+    zoo = _worker_zoo(root)
+    out = []
+    for hp, (checkpoints, rows) in zip(hps, train_population(zoo.config, zoo.dataset, hps, "cpu")):
+        zoo.save_model(hp["model_id"], checkpoints, rows)
+        out.append((hp["model_id"], rows[-1]["status"]))
+    return out
 
 
 def build_zoo(
@@ -101,12 +131,25 @@ def build_zoo(
             report(f"{hp['model_id']}: test acc {rows[-1]['test_acc']:.3f}")
     elif method == "processes":
         ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
-        n_procs = min(os.cpu_count() or 1, max(len(todo), 1))
+        n_procs = min(_cpu_cores(), max(len(todo), 1))
         with ctx.Pool(n_procs) as pool:
             for model, status in pool.imap_unordered(_train_and_save, [(str(workspace.root), hp) for hp in todo]):
                 diverged += status != STATUS_OK
                 done += 1
                 report(f"{model}: {status}")
+    elif method == "population" and device.type == "cpu" and (POPULATION_WORKERS or _cpu_cores()) > 1 and todo:
+        # At least one population per worker; the largest populations go first so that no worker ends last
+        # with a long one.
+        n_workers = POPULATION_WORKERS or _cpu_cores()
+        size = min(population_size(config, data), math.ceil(len(todo) / n_workers))
+        chunks = sorted(([todo[i] for i in idx] for idx in population_groups(todo, size)), key=len, reverse=True)
+        ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
+        with ctx.Pool(min(n_workers, len(chunks))) as pool:
+            jobs = [(str(workspace.root), chunk) for chunk in chunks]
+            for results in pool.imap_unordered(_train_population_and_save, jobs):
+                diverged += sum(status != STATUS_OK for _, status in results)
+                done += len(results)
+                report(f"population of {len(results)} built")
     elif method == "population":
         for start in range(0, len(todo), POPULATION_CHUNK):
             chunk = todo[start:start + POPULATION_CHUNK]

@@ -37,7 +37,8 @@ SGD_MOMENTUM = 0.9
 # a 32 MB L3 cache and below glibc's largest mmap threshold (32 MiB), above which every allocation page-faults.
 ACTIVATION_BUDGET = 2**22
 # Max pooling commutes with these non-decreasing activations, so a population pools first and applies the
-# activation to a quarter of the values. GELU dips below zero near -0.75 and keeps its order.
+# activation to a quarter of the values. GELU is not monotonic (its minimum is near x = -0.75), so a GELU
+# population keeps the architecture's order.
 MONOTONIC_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 ACTIVATION_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu,
@@ -156,17 +157,19 @@ def _run_order(template: nn.Sequential, activation: str) -> list[tuple[str, nn.M
 class _Population:
     """Models of one architecture and activation whose parameters are stacked along a leading model axis.
 
-    Activations take one of three layouts: ``"shared"`` (B, C, H, W) or (B, features), the same input for
-    every model before the first parameter layer; ``"conv"`` (B, n_models * C, H, W) in channels_last memory;
-    ``"flat"`` (n_models, B, features).
+    Activations take one of three layouts:
+
+    - ``"shared"``: (B, C, H, W) or (B, features), one input for every model, before the first parameter layer.
+    - ``"conv"``: (B, n_models * C, H, W) in channels_last memory.
+    - ``"flat"``: (n_models, B, features).
     """
 
     def __init__(self, config: ZooConfig, data: SplitDataset, hps: list[dict], device: torch.device):
-        self.config, self.data, self.hps, self.device = config, data, hps, device
+        self.config, self.hps, self.device = config, hps, device
         self.n_models = len(hps)
         activation = hps[0]["activation"]
         if any(hp["activation"] != activation for hp in hps):
-            raise ValueError(f"a population has one activation, got {sorted({hp['activation'] for hp in hps})}")
+            raise ValueError(f"a population needs one activation, got {sorted({hp['activation'] for hp in hps})}")
         models = [init_model(config, data, hp) for hp in hps]
         self.layers = _run_order(models[0], activation)
         self.eval_batch = max(1, ACTIVATION_BUDGET // (self.n_models * largest_activation(models[0], data.input_shape)))
@@ -228,7 +231,7 @@ class _Population:
             elif isinstance(module, nn.Linear):
                 weight, bias = self.params[f"{name}.weight"], self.params[f"{name}.bias"]
                 if layout == "shared":
-                    x = torch.addmm(bias.reshape(-1), x, weight.reshape(-1, weight.shape[-1]).T)  # (B, M * out)
+                    x = torch.addmm(bias.reshape(-1), x, weight.reshape(-1, weight.shape[-1]).T)  # (B, n_models * out)
                     x = x.view(len(x), m, -1).transpose(0, 1)
                 else:
                     x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
@@ -261,10 +264,11 @@ class _Population:
         """Train every model for one epoch, each on its own data order unless the zoo shares one."""
         n, batch_size = len(x_train), self.config.batch_size
         shared = self.config.shuffle == "shared"
+        seeds = [order_seed(self.config, hp) for hp in self.hps]
         if shared:
-            order = data_order(self.config.seed, epoch, n).to(self.device)  # (n,)
+            order = data_order(seeds[0], epoch, n).to(self.device)  # (n,)
         else:
-            order = torch.stack([data_order(hp["seed"], epoch, n) for hp in self.hps]).to(self.device)  # (M, n)
+            order = torch.stack([data_order(seed, epoch, n) for seed in seeds]).to(self.device)  # (M, n)
 
         for start in range(0, n, batch_size):
             idx = order[..., start:start + batch_size]
@@ -302,25 +306,44 @@ class _Population:
         return [{name: self.params[name][i].detach().cpu().clone() for name in self.names} for i in range(self.n_models)]
 
 
+def population_size(config: ZooConfig, data: SplitDataset) -> int:
+    """Return how many models train as one population: as many as keep the largest activation of a training
+    batch within ACTIVATION_BUDGET (14 cnn-s models on mnist-5k, 227 cnn-digits models on digits)."""
+    template = build_model(config.architecture, data.input_shape, data.n_classes)
+    return max(1, ACTIVATION_BUDGET // (config.batch_size * largest_activation(template, data.input_shape)))
+
+
+def population_groups(hps: list[dict], size: int) -> list[list[int]]:
+    """Return indices into ``hps``, grouped by activation and split into populations of at most ``size`` models.
+
+    A group larger than ``size`` is split into parts of nearly equal size (16 models with ``size=14`` become
+    8 + 8, not 14 + 2), because a small population trains nearly as slowly per model as the plain loop.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, hp in enumerate(hps):
+        groups.setdefault(hp["activation"], []).append(i)
+    populations = []
+    for idx in groups.values():
+        n_parts = math.ceil(len(idx) / size)
+        bounds = [round(k * len(idx) / n_parts) for k in range(n_parts + 1)]
+        populations += [idx[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    return populations
+
+
 def train_population(
     config: ZooConfig, data: SplitDataset, hps: list[dict], device: torch.device | str = "cpu",
     on_epoch: Callable[[int], None] | None = None,
 ) -> list[tuple[Checkpoints, list[dict]]]:
     """Train the models ``hps`` as batched populations; return (checkpoints, rows) per model, in order.
 
-    Models are grouped by activation into populations whose largest activation on a training batch stays within
-    ACTIVATION_BUDGET, and every population trains one epoch before the next epoch starts, so
-    ``on_epoch(epoch)`` reports the progress of all of them.
+    Models are grouped into populations by ``population_groups(hps, population_size(config, data))``, and every
+    population trains one epoch before the next epoch starts, so ``on_epoch(epoch)`` reports the progress of
+    all of them.
     """
     device = torch.device(device)
     if device.type == "cpu":
         _keep_freed_memory()
-    template = build_model(config.architecture, data.input_shape, data.n_classes)
-    size = max(1, ACTIVATION_BUDGET // (config.batch_size * largest_activation(template, data.input_shape)))
-    groups: dict[str, list[int]] = {}
-    for i, hp in enumerate(hps):
-        groups.setdefault(hp["activation"], []).append(i)
-    members = [idx[start:start + size] for idx in groups.values() for start in range(0, len(idx), size)]
+    members = population_groups(hps, population_size(config, data))
     populations = [_Population(config, data, [hps[i] for i in idx], device) for idx in members]
     splits = {split: tuple(t.to(device) for t in data.split(split)) for split in SPLITS}
     x_train, y_train = splits["train"]
