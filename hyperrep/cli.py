@@ -95,8 +95,11 @@ def _zoo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampling", choices=["random", "grid"], default=defaults.sampling,
                         help="seeded random draw from the lists, or their full grid")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the hyperparameter draw")
-    parser.add_argument("--method", choices=["auto", "loop", "vmap", "processes"], default=defaults.method,
+    parser.add_argument("--method", choices=["auto", "loop", "population", "processes"], default=defaults.method,
                         help="training method (auto: chosen per device and input size)")
+    parser.add_argument("--shuffle", choices=["per-model", "shared"], default=defaults.shuffle,
+                        help="minibatch order: each model its own from its seed (default), or one order shared by "
+                             "all models (faster population training)")
 
 
 @command("zoo", "train a model zoo (resumes an interrupted build of the same config)")(_zoo_arguments)
@@ -108,7 +111,7 @@ def _zoo(args: argparse.Namespace) -> int:
         dataset=args.dataset, architecture=args.architecture, n_models=args.n_models, epochs=args.epochs,
         batch_size=args.batch_size, activations=args.activations, inits=args.inits, optimizers=args.optimizers,
         learning_rates=args.learning_rates, weight_decays=args.weight_decays, dropouts=args.dropouts,
-        sampling=args.sampling, seed=args.seed, method=args.method,
+        sampling=args.sampling, seed=args.seed, method=args.method, shuffle=args.shuffle,
     )
     workspace = Workspace(args.workspace)
     bar = TqdmProgress("zoo", unit="model")

@@ -5,6 +5,7 @@ size, and store each finished model at once so an interrupted build resumes wher
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import os
 from pathlib import Path
@@ -17,39 +18,63 @@ from hyperrep.device import get_device
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.config import ZooConfig, draw_hyperparameters
 from hyperrep.zoo.store import STATUS_OK, Zoo
-from hyperrep.zoo.train import train_one, train_population
+from hyperrep.zoo.train import population_groups, population_size, train_one, train_population
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 POPULATION_CHUNK = 64
-# Inputs up to this many pixels train fastest as a vmapped population on the CPU. Measured on a 2-core CPU with
-# 64 cnn-s models: digits (8x8) loop 31.7 vs vmap 62.3 model-epochs/s; mnist-5k (28x28) loop 5.96 vs vmap 2.88,
-# because vmap turns each conv into a grouped conv with few channels per group.
-CPU_POPULATION_MAX_PIXELS = 16 * 16
+# Worker processes for population training on the CPU; None means one per CPU core. Each worker trains whole
+# populations on one thread. Threads inside one process wait for each other at every op, and when other
+# processes load the cores that waiting costs more than the work (see bench/README.md).
+POPULATION_WORKERS: int | None = None
 
 
 def choose_method(config: ZooConfig, data: SplitDataset, device: torch.device) -> str:
-    """Return the training method for ``config.method="auto"``: population on CUDA or small inputs, else
-    one single-threaded process per core, or a plain loop on one core."""
+    """Return the training method for ``config.method="auto"``: always ``"population"``.
+
+    On a 2-core CPU a population trains 64 models several times faster than a plain loop, both on 8x8 digits
+    and on 28x28 mnist-5k (bench/README.md has the figures); on CUDA one population keeps the GPU busy where a
+    single small model cannot.
+    """
     if config.method != "auto":
         return config.method
-    if device.type == "cuda":
-        return "vmap"
-    _, h, w = data.input_shape
-    if h * w <= CPU_POPULATION_MAX_PIXELS:
-        return "vmap"
-    return "processes" if (os.cpu_count() or 1) >= 2 else "loop"
+    return "population"
+
+
+def _cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_worker_zoos: dict[str, Zoo] = {}
+
+
+def _worker_zoo(root: str) -> Zoo:
+    """Return the zoo at ``root``, opened once per worker process, and set the worker to one thread."""
+    if root not in _worker_zoos:
+        torch.set_num_threads(1)
+        _worker_zoos[root] = Zoo(Workspace(root))
+    return _worker_zoos[root]
 
 
 def _train_and_save(args: tuple) -> tuple[str, str]:
     """Train one model in a worker process and save it; return (model_id, status)."""
     root, hp = args
-    torch.set_num_threads(1)
-    zoo = Zoo(Workspace(root))
+    zoo = _worker_zoo(root)
     checkpoints, rows = train_one(zoo.config, zoo.dataset, hp)
     zoo.save_model(hp["model_id"], checkpoints, rows)
     return hp["model_id"], rows[-1]["status"]
+
+
+def _train_population_and_save(args: tuple) -> list[tuple[str, str]]:
+    """Train one population in a worker process and save its models; return (model_id, status) per model."""
+    root, hps = args
+    zoo = _worker_zoo(root)
+    out = []
+    for hp, (checkpoints, rows) in zip(hps, train_population(zoo.config, zoo.dataset, hps, "cpu")):
+        zoo.save_model(hp["model_id"], checkpoints, rows)
+        out.append((hp["model_id"], rows[-1]["status"]))
+    return out
 
 
 def build_zoo(
@@ -67,7 +92,7 @@ def build_zoo(
     config : ZooConfig
         Dataset, architecture, hyperparameter space, size, epochs and training method.
     progress : callable(done, total, message), optional
-        Called after every trained model (loop, processes) or every population epoch (vmap).
+        Called after every trained model (loop, processes) or every population epoch (population).
     device : torch.device or str, optional
         Default: ``get_device()``.
 
@@ -106,13 +131,26 @@ def build_zoo(
             report(f"{hp['model_id']}: test acc {rows[-1]['test_acc']:.3f}")
     elif method == "processes":
         ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
-        n_procs = min(os.cpu_count() or 1, max(len(todo), 1))
+        n_procs = min(_cpu_cores(), max(len(todo), 1))
         with ctx.Pool(n_procs) as pool:
             for model, status in pool.imap_unordered(_train_and_save, [(str(workspace.root), hp) for hp in todo]):
                 diverged += status != STATUS_OK
                 done += 1
                 report(f"{model}: {status}")
-    elif method == "vmap":
+    elif method == "population" and device.type == "cpu" and (POPULATION_WORKERS or _cpu_cores()) > 1 and todo:
+        # At least one population per worker; the largest populations go first so that no worker ends last
+        # with a long one.
+        n_workers = POPULATION_WORKERS or _cpu_cores()
+        size = min(population_size(config, data), math.ceil(len(todo) / n_workers))
+        chunks = sorted(([todo[i] for i in idx] for idx in population_groups(todo, size)), key=len, reverse=True)
+        ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
+        with ctx.Pool(min(n_workers, len(chunks))) as pool:
+            jobs = [(str(workspace.root), chunk) for chunk in chunks]
+            for results in pool.imap_unordered(_train_population_and_save, jobs):
+                diverged += sum(status != STATUS_OK for _, status in results)
+                done += len(results)
+                report(f"population of {len(results)} built")
+    elif method == "population":
         for start in range(0, len(todo), POPULATION_CHUNK):
             chunk = todo[start:start + POPULATION_CHUNK]
 
@@ -127,7 +165,7 @@ def build_zoo(
             done += len(chunk)
             report(f"{done}/{total} models built")
     else:
-        raise ValueError(f"method={method!r} must be one of 'loop', 'vmap', 'processes'")
+        raise ValueError(f"method={method!r} must be one of 'loop', 'population', 'processes'")
 
     table = zoo.assemble_table()
     n_diverged = table.loc[table["status"] != STATUS_OK, "model_id"].nunique()

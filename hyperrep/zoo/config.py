@@ -39,7 +39,11 @@ class ZooConfig:
     seed: int = 0
     data_seed: int = 0
     model_split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    method: Literal["auto", "loop", "vmap", "processes"] = "auto"
+    method: Literal["auto", "loop", "population", "processes"] = "auto"
+    # "per-model" (default): each model draws its own minibatch order from its seed, so the seed varies the
+    # data order as well as the initialisation and dropout, as in the published zoos. "shared": every model
+    # sees the zoo's one order, drawn from ``seed``, which trains a population about 20 % faster on 28x28 inputs.
+    shuffle: Literal["per-model", "shared"] = "per-model"
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field."""
@@ -68,8 +72,10 @@ class ZooConfig:
             raise ValueError(f"dropouts={self.dropouts} must be a non-empty list of numbers in [0, 1)")
         if self.sampling not in ("random", "grid"):
             raise ValueError(f"sampling={self.sampling!r} must be 'random' or 'grid'")
-        if self.method not in ("auto", "loop", "vmap", "processes"):
-            raise ValueError(f"method={self.method!r} must be one of 'auto', 'loop', 'vmap', 'processes'")
+        if self.method not in ("auto", "loop", "population", "processes"):
+            raise ValueError(f"method={self.method!r} must be one of 'auto', 'loop', 'population', 'processes'")
+        if self.shuffle not in ("per-model", "shared"):
+            raise ValueError(f"shuffle={self.shuffle!r} must be 'per-model' or 'shared'")
         if len(self.model_split) != 3 or abs(sum(self.model_split) - 1.0) > 1e-6 or min(self.model_split) < 0:
             raise ValueError(f"model_split={self.model_split} must be three fractions (train, val, test) summing to 1")
 

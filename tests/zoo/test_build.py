@@ -64,7 +64,7 @@ def test_different_config_in_same_workspace(tmp_path):
 
 
 def test_diverged_model_is_kept_with_status(tmp_path):
-    config = ZooConfig(n_models=4, epochs=3, optimizers=["sgd"], learning_rates=[1e6], method="vmap")
+    config = ZooConfig(n_models=4, epochs=3, optimizers=["sgd"], learning_rates=[1e6], method="population")
     zoo = build_zoo(Workspace(tmp_path / "ws"), config)
     assert set(zoo.table["status"]) == {"diverged"}
     assert zoo.model_ids() == []
