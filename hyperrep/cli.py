@@ -436,7 +436,9 @@ def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
     from hyperrep.generate.report import ReportConfig
 
     defaults = ReportConfig()
-    parser.add_argument("workspace", help="workspace name under cache/ or a folder path")
+    parser.add_argument("workspace_name", nargs="?", default=None, metavar="WORKSPACE",
+                        help="workspace name under cache/ or a folder path; the same as --workspace")
+    _add_workspace(parser)
     parser.add_argument("--encoder", default="default", help="name of the trained encoder (default: default)")
     parser.add_argument("--top", type=float, default=defaults.fraction,
                         help="anchors: the top fraction of models by test accuracy at the last epoch")
@@ -464,7 +466,7 @@ def _generate_report(args: argparse.Namespace) -> int:
                           n_finetune=args.n_finetune,
                           finetune_epochs=args.finetune_epochs, transfer_epochs=args.transfer_epochs,
                           transfer=not args.no_transfer, seed=args.seed)
-    workspace = Workspace(args.workspace)
+    workspace = Workspace(args.workspace_name or args.workspace)
     bar = TqdmProgress("generate-report", unit="step")
     try:
         report = generate_report(workspace, config, args.encoder, progress=bar)

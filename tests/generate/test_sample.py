@@ -103,7 +103,7 @@ def test_cli_sample_one_point_kde(digits_encoder, capsys):
 
 @pytest.mark.slow
 def test_cli_generate_report(digits_encoder):
-    code = main(["generate-report", str(digits_encoder.root), "--methods", "kde,uniform", "--n", "3",
+    code = main(["generate-report", "-w", str(digits_encoder.root), "--methods", "kde,uniform", "--n", "3",
                  "--subsample-k", "6", "--n-finetune", "2", "--finetune-epochs", "1", "--no-transfer"])
     report = pd.read_csv(digits_encoder.reports_dir / "generate.csv")
     assert code == 0
