@@ -46,3 +46,47 @@ def build_zoo_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         "n_diverged": n_diverged,
         "mean_test_acc": mean_test_acc if n_ok else None,
     }
+
+
+@register("encoder")
+def train_encoder_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Train (or resume) encoder ``params["name"]`` with ``params["config"]`` (EncoderConfig fields)."""
+    from hyperrep.encoder.config import EncoderConfig
+    from hyperrep.encoder.train import train_encoder
+    from hyperrep.zoo.store import Zoo
+
+    name = params["name"]
+    config = EncoderConfig.from_dict(params["config"])
+    run = train_encoder(Zoo(ctx.workspace), config, ctx.workspace, name=name, progress=ctx.progress,
+                        resume=bool(params.get("resume", True)))
+    last = run.history.iloc[-1] if len(run.history) else None
+    loss = f", final loss {last['loss']:.4f}" if last is not None else ""
+    return {"encoder": name, "epochs": run.epochs_done, "summary": f"encoder {name}: {run.epochs_done} epochs{loss}"}
+
+
+@register("embed")
+def embed_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Embed every checkpoint of the zoo with encoder ``params["encoder"]``."""
+    from hyperrep.encoder.embed import embed_zoo
+    from hyperrep.zoo.store import Zoo
+
+    encoder = params["encoder"]
+    table = embed_zoo(Zoo(ctx.workspace), ctx.workspace, encoder_name=encoder, progress=ctx.progress)
+    return {"encoder": encoder, "n_checkpoints": len(table),
+            "summary": f"{len(table)} checkpoints embedded with encoder {encoder}"}
+
+
+@register("projection")
+def projection_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Compute the UMAP projection and HDBSCAN clusters with ``params`` (ProjectionConfig fields)."""
+    from hyperrep.analysis.projection import ProjectionConfig, project_embeddings
+
+    ctx.progress(0, 1, "fitting UMAP and HDBSCAN")
+    projection = project_embeddings(ctx.workspace, ProjectionConfig(**params))
+    ctx.progress(1, 1, "done")
+    return {"key": projection.key, "summary": f"{len(projection.table)} checkpoints projected, "
+            f"{projection.n_clusters} clusters, in {projection.seconds:.1f} s"}
+
+
+# Importing the module registers the "sample" kind, which lives beside the sampler it runs.
+import hyperrep.generate.jobs  # noqa: E402,F401
