@@ -351,6 +351,9 @@ def _report(args: argparse.Namespace) -> int:
         bar.close()
     print(report.paths["markdown"].read_text())
     print(f"report written to {report.paths['markdown']} and {report.paths['csv']}")
+    return 0
+
+
 # --- sample ---------------------------------------------------------------------------------------------------
 
 
