@@ -18,7 +18,7 @@ from hyperrep.device import get_device
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.config import ZooConfig, draw_hyperparameters
 from hyperrep.zoo.store import STATUS_OK, Zoo
-from hyperrep.zoo.train import population_groups, population_size, train_one, train_population
+from hyperrep.zoo.train import POPULATION_SIZE, population_groups, train_one, train_population
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def build_zoo(
         # At least one population per worker; the largest populations go first so that no worker ends last
         # with a long one.
         n_workers = POPULATION_WORKERS or _cpu_cores()
-        size = min(population_size(config, data), math.ceil(len(todo) / n_workers))
+        size = min(POPULATION_SIZE, math.ceil(len(todo) / n_workers))
         chunks = sorted(([todo[i] for i in idx] for idx in population_groups(todo, size)), key=len, reverse=True)
         ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
         with ctx.Pool(min(n_workers, len(chunks))) as pool:

@@ -32,10 +32,12 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 SGD_MOMENTUM = 0.9
 
-# Floats in the largest activation tensor of one population forward pass (16 MiB). It sets how many models
-# train as one population and how many images one evaluation pass takes. Staying below it keeps the tensor in
-# a 32 MB L3 cache and below glibc's largest mmap threshold (32 MiB), above which every allocation page-faults.
-ACTIVATION_BUDGET = 2**22
+# Floats in the largest activation tensor of one population forward pass (4 MiB). It sets the micro-batch of a
+# training step and the images of one evaluation pass, so that the tensors of a pass stay in the CPU caches and
+# below glibc's largest mmap threshold (32 MiB), above which every allocation page-faults.
+ACTIVATION_BUDGET = 2**20
+# Most models in one population. Bigger ones save little per model once the micro-batch caps the tensor sizes.
+POPULATION_SIZE = 16
 # Max pooling commutes with these non-decreasing activations, so a population pools first and applies the
 # activation to a quarter of the values. GELU is not monotonic (its minimum is near x = -0.75), so a GELU
 # population keeps the architecture's order.
@@ -172,7 +174,9 @@ class _Population:
             raise ValueError(f"a population needs one activation, got {sorted({hp['activation'] for hp in hps})}")
         models = [init_model(config, data, hp) for hp in hps]
         self.layers = _run_order(models[0], activation)
-        self.eval_batch = max(1, ACTIVATION_BUDGET // (self.n_models * largest_activation(models[0], data.input_shape)))
+        per_image = self.n_models * largest_activation(models[0], data.input_shape)
+        self.eval_batch = max(1, ACTIVATION_BUDGET // per_image)
+        self.micro_batch = min(config.batch_size, self.eval_batch)
         self.activation = ACTIVATION_FUNCTIONS[activation]
         kinds = [type(module) for _, module in self.layers]
         first_param = min(i for i, kind in enumerate(kinds) if kind in (nn.Conv2d, nn.Linear))
@@ -271,14 +275,17 @@ class _Population:
             order = torch.stack([data_order(seed, epoch, n) for seed in seeds]).to(self.device)  # (M, n)
 
         for start in range(0, n, batch_size):
-            idx = order[..., start:start + batch_size]
-            x, y = x_train[idx], y_train[idx]  # (B, C, H, W), (B,) or (M, B, C, H, W), (M, B)
-            if shared:
-                y = y.expand(self.n_models, -1)
-            logits = self.forward(x, train=True)  # (n_models, B, n_classes)
-            # The sum of per-model mean losses gives every model the gradient of its own mean loss.
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
-            (loss / y.shape[1]).backward()
+            batch = order[..., start:start + batch_size]
+            # Micro-batches keep the activations within the budget; their gradients add up to the batch's.
+            for micro_start in range(0, batch.shape[-1], self.micro_batch):
+                idx = batch[..., micro_start:micro_start + self.micro_batch]
+                x, y = x_train[idx], y_train[idx]  # (b, C, H, W), (b,) or (M, b, C, H, W), (M, b)
+                if shared:
+                    y = y.expand(self.n_models, -1)
+                logits = self.forward(x, train=True)  # (n_models, b, n_classes)
+                # The sum of per-model mean losses gives every model the gradient of its own mean loss.
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+                (loss / batch.shape[-1]).backward()
             self.step += 1
             _population_step(self.params, self.exp_avg, self.exp_avg_sq, self.lr, self.weight_decay,
                              self.is_adam, self.step)
@@ -306,13 +313,6 @@ class _Population:
         return [{name: self.params[name][i].detach().cpu().clone() for name in self.names} for i in range(self.n_models)]
 
 
-def population_size(config: ZooConfig, data: SplitDataset) -> int:
-    """Return how many models train as one population: as many as keep the largest activation of a training
-    batch within ACTIVATION_BUDGET (14 cnn-s models on mnist-5k, 227 cnn-digits models on digits)."""
-    template = build_model(config.architecture, data.input_shape, data.n_classes)
-    return max(1, ACTIVATION_BUDGET // (config.batch_size * largest_activation(template, data.input_shape)))
-
-
 def population_groups(hps: list[dict], size: int) -> list[list[int]]:
     """Return indices into ``hps``, grouped by activation and split into populations of at most ``size`` models.
 
@@ -336,14 +336,14 @@ def train_population(
 ) -> list[tuple[Checkpoints, list[dict]]]:
     """Train the models ``hps`` as batched populations; return (checkpoints, rows) per model, in order.
 
-    Models are grouped into populations by ``population_groups(hps, population_size(config, data))``, and every
+    Models are grouped into populations by ``population_groups(hps, POPULATION_SIZE)``, and every
     population trains one epoch before the next epoch starts, so ``on_epoch(epoch)`` reports the progress of
     all of them.
     """
     device = torch.device(device)
     if device.type == "cpu":
         _keep_freed_memory()
-    members = population_groups(hps, population_size(config, data))
+    members = population_groups(hps, POPULATION_SIZE)
     populations = [_Population(config, data, [hps[i] for i in idx], device) for idx in members]
     splits = {split: tuple(t.to(device) for t in data.split(split)) for split in SPLITS}
     x_train, y_train = splits["train"]
