@@ -9,7 +9,7 @@ import streamlit as st
 
 from hyperrep_app import state
 
-st.set_page_config(page_title="hyperrep", page_icon=":material/hub:", layout="wide")
+st.set_page_config(page_title="hyperrep", page_icon="🧬", layout="wide")
 state.init(state.parse_args(sys.argv[1:]))
 state.workspace_picker()
 

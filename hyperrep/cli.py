@@ -263,8 +263,8 @@ def _demo(args: argparse.Namespace) -> int:
             bars[-1].close()
     print(f"workspace {Workspace(args.workspace).root} is ready in {time.perf_counter() - start:.0f} s: "
           f"{len(projection.table)} checkpoints on the map, {projection.n_clusters} clusters")
-    print("explore it with: make run   (or: streamlit run app.py -- --workspace "
-          f"{Workspace(args.workspace).name})")
+    print(f"explore it with: streamlit run app.py -- --workspace {args.workspace}"
+          + ("   (or: make run)" if args.workspace == "demo" else ""))
     return 0
 
 

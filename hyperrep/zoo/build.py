@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from hyperrep.datasets import SplitDataset
+from hyperrep.datasets import SplitDataset, load_dataset
 from hyperrep.device import get_device
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.config import ZooConfig, draw_hyperparameters
@@ -103,6 +103,9 @@ def build_zoo(
     """
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     device = torch.device(device) if device is not None else get_device()
+    # Load the dataset before anything is written, so bad data leaves no half-made zoo behind.
+    config.validate()
+    load_dataset(config.dataset, seed=config.data_seed)
     zoo = Zoo.create(workspace, config)
     data = zoo.dataset
     hps = draw_hyperparameters(config)

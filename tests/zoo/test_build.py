@@ -103,3 +103,16 @@ def test_killed_build_resumes_without_loss_or_duplicates(tmp_path):
     for model_id, mtime in built_before.items():
         assert zoo.part_path(model_id).stat().st_mtime_ns == mtime, f"{model_id} was retrained"
     assert list(models_dir.glob(".*.tmp")) == []
+
+
+def test_nan_dataset_leaves_no_zoo(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "nan.npz"
+    x = np.zeros((40, 8, 8), dtype=np.float32)
+    x[0, 0, 0] = np.nan
+    np.savez(path, x=x, y=np.repeat([0, 1], 20))
+    workspace = Workspace(tmp_path / "ws")
+    with pytest.raises(ValueError, match="NaN"):
+        build_zoo(workspace, ZooConfig(dataset=str(path), n_models=2, epochs=1))
+    assert not workspace.zoo_dir.exists()
