@@ -39,7 +39,7 @@ CASES = {"digits": ("digits", "cnn-digits"), "mnist-5k": ("mnist-5k", "cnn-s")}
 def run_worker(spec: dict) -> dict:
     """Build one zoo with the settings in ``spec`` and return its timings; runs inside the subprocess.
 
-    Settings that change module constants (activation budget, malloc) reach only the in-process population,
+    Settings that change module constants (the activation budget) reach only the in-process population,
     because worker processes import the modules afresh.
     """
     import torch
@@ -54,9 +54,7 @@ def run_worker(spec: dict) -> dict:
     if "population_workers" in spec:
         build.POPULATION_WORKERS = spec["population_workers"]
     if "activation_budget" in spec:
-        train.ACTIVATION_BUDGET = spec["activation_budget"]
-    if not spec.get("malloc", True):
-        train._keep_freed_memory = lambda: None
+        train.ACTIVATION_BUDGET = {"cpu": spec["activation_budget"]}
     config = ZooConfig(dataset=spec["dataset"], architecture=spec["architecture"], n_models=spec["n_models"],
                        epochs=spec["epochs"], method=spec["method"], shuffle=spec.get("shuffle", "per-model"),
                        seed=spec.get("seed", 0))
@@ -84,18 +82,21 @@ def measure(spec: dict) -> dict:
 
 def variants(explore: bool) -> list[tuple[str, dict]]:
     """Return (label, spec changes) of every method measured; the first is the baseline."""
-    out = [("loop", {"method": "loop"}), ("auto", {"method": "auto"})]
+    out = [
+        ("loop", {"method": "loop"}),
+        ("auto", {"method": "auto"}),
+        ("loop, 1 thread", {"method": "loop", "threads": 1}),
+        ("processes (loop, a process per core)", {"method": "processes"}),
+    ]
     if explore:
         one = {"method": "population", "population_workers": 1, "threads": 1}
         out += [
-            ("processes (loop, a process per core)", {"method": "processes"}),
             ("population, shuffle=shared", {"method": "population", "shuffle": "shared"}),
             ("population, 1 process, 2 threads", {"method": "population", "population_workers": 1}),
             ("population, 1 process, 1 thread", one),
-            ("  ... activation budget 4 MiB", {**one, "activation_budget": 2**20}),
+            ("  ... activation budget 1 MiB", {**one, "activation_budget": 2**18}),
+            ("  ... activation budget 16 MiB", {**one, "activation_budget": 2**22}),
             ("  ... activation budget 64 MiB", {**one, "activation_budget": 2**24}),
-            ("  ... default malloc", {**one, "malloc": False}),
-            ("loop, 1 thread", {"method": "loop", "threads": 1}),
         ]
     return out
 

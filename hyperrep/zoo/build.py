@@ -18,7 +18,8 @@ from hyperrep.device import get_device
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.config import ZooConfig, draw_hyperparameters
 from hyperrep.zoo.store import STATUS_OK, Zoo
-from hyperrep.zoo.train import POPULATION_SIZE, population_groups, train_one, train_population
+from hyperrep.zoo import train
+from hyperrep.zoo.train import population_groups, train_one, train_population
 
 logger = logging.getLogger(__name__)
 
@@ -46,32 +47,28 @@ def _cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-_worker_zoos: dict[str, Zoo] = {}
+_worker: dict = {}
 
 
-def _worker_zoo(root: str) -> Zoo:
-    """Return the zoo at ``root``, opened once per worker process, and set the worker to one thread."""
-    if root not in _worker_zoos:
-        torch.set_num_threads(1)
-        _worker_zoos[root] = Zoo(Workspace(root))
-    return _worker_zoos[root]
+def _init_worker(root: str, data: SplitDataset) -> None:
+    """Open the zoo once per worker process, with the dataset the parent loaded, and use one thread."""
+    torch.set_num_threads(1)
+    _worker["zoo"], _worker["data"] = Zoo(Workspace(root)), data
 
 
-def _train_and_save(args: tuple) -> tuple[str, str]:
+def _train_and_save(hp: dict) -> tuple[str, str]:
     """Train one model in a worker process and save it; return (model_id, status)."""
-    root, hp = args
-    zoo = _worker_zoo(root)
-    checkpoints, rows = train_one(zoo.config, zoo.dataset, hp)
+    zoo, data = _worker["zoo"], _worker["data"]
+    checkpoints, rows = train_one(zoo.config, data, hp)
     zoo.save_model(hp["model_id"], checkpoints, rows)
     return hp["model_id"], rows[-1]["status"]
 
 
-def _train_population_and_save(args: tuple) -> list[tuple[str, str]]:
+def _train_population_and_save(hps: list[dict]) -> list[tuple[str, str]]:
     """Train one population in a worker process and save its models; return (model_id, status) per model."""
-    root, hps = args
-    zoo = _worker_zoo(root)
+    zoo, data = _worker["zoo"], _worker["data"]
     out = []
-    for hp, (checkpoints, rows) in zip(hps, train_population(zoo.config, zoo.dataset, hps, "cpu")):
+    for hp, (checkpoints, rows) in zip(hps, train_population(zoo.config, data, hps, "cpu")):
         zoo.save_model(hp["model_id"], checkpoints, rows)
         out.append((hp["model_id"], rows[-1]["status"]))
     return out
@@ -135,8 +132,8 @@ def build_zoo(
     elif method == "processes":
         ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
         n_procs = min(_cpu_cores(), max(len(todo), 1))
-        with ctx.Pool(n_procs) as pool:
-            for model, status in pool.imap_unordered(_train_and_save, [(str(workspace.root), hp) for hp in todo]):
+        with ctx.Pool(n_procs, initializer=_init_worker, initargs=(str(workspace.root), data)) as pool:
+            for model, status in pool.imap_unordered(_train_and_save, todo):
                 diverged += status != STATUS_OK
                 done += 1
                 report(f"{model}: {status}")
@@ -144,12 +141,12 @@ def build_zoo(
         # At least one population per worker; the largest populations go first so that no worker ends last
         # with a long one.
         n_workers = POPULATION_WORKERS or _cpu_cores()
-        size = min(POPULATION_SIZE, math.ceil(len(todo) / n_workers))
+        size = min(train.POPULATION_SIZE["cpu"], math.ceil(len(todo) / n_workers))
         chunks = sorted(([todo[i] for i in idx] for idx in population_groups(todo, size)), key=len, reverse=True)
         ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
-        with ctx.Pool(min(n_workers, len(chunks))) as pool:
-            jobs = [(str(workspace.root), chunk) for chunk in chunks]
-            for results in pool.imap_unordered(_train_population_and_save, jobs):
+        with ctx.Pool(min(n_workers, len(chunks)), initializer=_init_worker,
+                      initargs=(str(workspace.root), data)) as pool:
+            for results in pool.imap_unordered(_train_population_and_save, chunks):
                 diverged += sum(status != STATUS_OK for _, status in results)
                 done += len(results)
                 report(f"population of {len(results)} built")

@@ -95,7 +95,7 @@ def test_population_matches_loop_on_mnist(mnist_small, shuffle):
 
 def test_population_splits_large_groups(digits, monkeypatch):
     """Models of one activation beyond POPULATION_SIZE go to a second population, with the same result."""
-    monkeypatch.setattr("hyperrep.zoo.train.POPULATION_SIZE", 3)
+    monkeypatch.setattr("hyperrep.zoo.train.POPULATION_SIZE", {"cpu": 3})
     config = ZooConfig(dataset="digits", architecture="cnn-digits", n_models=5, epochs=1)
     hps = [{**hp, "activation": "relu"} for hp in _hyperparameters(5)]
     population = train_population(config, digits, hps)
@@ -105,7 +105,7 @@ def test_population_splits_large_groups(digits, monkeypatch):
 
 def test_micro_batches_match_loop(digits, monkeypatch):
     # cnn-digits' largest activation is 8 x 6 x 6 = 288 floats per image: 4 models x 16 images per pass.
-    monkeypatch.setattr("hyperrep.zoo.train.ACTIVATION_BUDGET", 4 * 288 * 16)
+    monkeypatch.setattr("hyperrep.zoo.train.ACTIVATION_BUDGET", {"cpu": 4 * 288 * 16})
     config = ZooConfig(dataset="digits", architecture="cnn-digits", n_models=4, epochs=2)
     hps = _hyperparameters(4)
     population = train_population(config, digits, hps)
