@@ -236,7 +236,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-epochs", type=int, default=None, help="encoder training epochs")
 
 
-@command("demo", "build the default workspace: digits zoo, encoder, embeddings and projection")(_demo_arguments)
+@command("demo", "build the default workspace: digits zoo, encoder, embeddings, projection and probe report")(_demo_arguments)
 def _demo(args: argparse.Namespace) -> int:
     from hyperrep.pipeline import PipelineConfig, run_pipeline
 
