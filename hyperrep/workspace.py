@@ -70,6 +70,27 @@ def write_text(path: str | Path, text: str) -> None:
     _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+# How to rebuild an artefact, by the workspace folder it lives in.
+_REBUILD = {
+    "models": "delete it and rerun `hyperrep zoo` with the same options: the build resumes and retrains only the "
+              "models whose files are missing",
+    "zoo": "rerun `hyperrep zoo` with the same options in a new workspace",
+    "encoders": "delete the encoder's folder and retrain it with `hyperrep train`, then `hyperrep embed`",
+    "embeddings": "delete it and rerun `hyperrep embed`",
+    "projections": "delete it and rerun `hyperrep project`",
+    "samples": "delete the run's folder and sample again",
+    "reports": "delete it and rerun the report command",
+}
+
+
+def rebuild_hint(path: str | Path) -> str:
+    """Return how to replace a corrupt artefact at ``path``, from the workspace folder that contains it."""
+    for part in reversed(Path(path).parts[:-1]):
+        if part in _REBUILD:
+            return _REBUILD[part]
+    return "delete it and rebuild it"
+
+
 def read_json(path: str | Path) -> Any:
     """Read a JSON file, raising a clear error if it is missing or invalid."""
     path = Path(path)
@@ -78,7 +99,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): delete it and rebuild the artefact") from err
+        raise ValueError(f"{path} is not valid JSON ({err}): {rebuild_hint(path)}") from err
 
 
 def write_parquet(path: str | Path, df: pd.DataFrame) -> None:
@@ -94,7 +115,7 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for corrupt files
-        raise ValueError(f"{path} is not a readable parquet file ({err}): delete it and rebuild") from err
+        raise ValueError(f"{path} is not a readable parquet file ({err}): {rebuild_hint(path)}") from err
 
 
 def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -111,7 +132,7 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as err:  # safetensors raises SafetensorError and others on corrupt headers
-        raise ValueError(f"{path} is not a valid safetensors file ({err}): delete it and rebuild") from err
+        raise ValueError(f"{path} is not a valid safetensors file ({err}): {rebuild_hint(path)}") from err
 
 
 class Workspace:

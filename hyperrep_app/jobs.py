@@ -17,14 +17,21 @@ from hyperrep.workspace import Workspace
 from hyperrep_app.job_kinds import JOB_MODULE
 
 POLL_S = 1.5  # seconds between looks at a running job
+WORKER_IDLE_EXIT_S = 3600.0  # a worker started by the app exits after an hour with nothing to do
 
 
 def submit(workspace: Workspace, kind: str, params: dict[str, Any]) -> int:
     """Queue a job of ``kind`` and make sure a worker that runs the app's job kinds serves the workspace; return
     the job id."""
     job_id = JobQueue(workspace).submit(kind, params)
-    ensure_worker(workspace, imports=[JOB_MODULE])
+    start_worker(workspace)
     return job_id
+
+
+def start_worker(workspace: Workspace) -> None:
+    """Make sure a worker that runs the app's job kinds serves the workspace. Pages that are about to submit
+    call it early, so that the worker has imported torch and the job kinds before the first job arrives."""
+    ensure_worker(workspace, imports=[JOB_MODULE], idle_exit=WORKER_IDLE_EXIT_S)
 
 
 def latest(workspace: Workspace, kinds: list[str] | None, limit: int = 1) -> list[Job]:

@@ -128,6 +128,10 @@ def signature(state_dicts: StateDict) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+_MAX_CACHED_REFERENCES = 2
+_REFERENCES: dict[tuple[str, int], "ZooReference"] = {}  # see ZooReference.cached
+
+
 @dataclass
 class ZooReference:
     """Every usable checkpoint of a zoo, stacked for nearest-member search.
@@ -158,6 +162,18 @@ class ZooReference:
                 keys.append((model_id, epoch))
         weights = _stack(state_dicts)
         return ZooReference(pd.DataFrame(keys, columns=["model_id", "epoch"]), weights, signature(weights))
+
+    @staticmethod
+    def cached(zoo: Zoo) -> "ZooReference":
+        """``from_zoo(zoo)``, kept in memory for the zoo's current table, so that a worker's later sampling jobs
+        on the same zoo skip reading every checkpoint again. Holds the references of two zoos at most."""
+        table = zoo.dir / "table.parquet"
+        key = (str(zoo.dir.resolve()), table.stat().st_mtime_ns if table.is_file() else 0)
+        if key not in _REFERENCES:
+            while len(_REFERENCES) >= _MAX_CACHED_REFERENCES:
+                _REFERENCES.pop(next(iter(_REFERENCES)))
+            _REFERENCES[key] = ZooReference.from_zoo(zoo)
+        return _REFERENCES[key]
 
     def __len__(self) -> int:
         return len(self.keys)

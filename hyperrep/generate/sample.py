@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hyperrep.device import get_device
+from hyperrep.device import cpu_threads, get_device
 from hyperrep.generate.anchors import (
     Anchors, checkpoint_table, latent_columns, load_embeddings, stored_projection,
 )
@@ -272,6 +272,13 @@ def sample_models(
     SampleResult
         Loaded from disk when a complete run with the same key exists.
     """
+    device = torch.device(device) if device is not None else get_device()
+    with cpu_threads(device):
+        return _sample_models(workspace, anchors, config, encoder_name, progress, device)
+
+
+def _sample_models(workspace: Workspace | str | Path, anchors: Anchors, config: SamplerConfig, encoder_name: str,
+                   progress: Progress | None, device: torch.device) -> SampleResult:
     from hyperrep.encoder.embed import decode
     from hyperrep.encoder.train import load_encoder
 
@@ -284,7 +291,6 @@ def sample_models(
         return load_samples(workspace, key)
 
     zoo = Zoo(workspace)
-    device = torch.device(device) if device is not None else get_device()
     model, normaliser, layout, _ = load_encoder(workspace, encoder_name)
     model.to(device)
     recipe = anchor_recipe(zoo, anchors.keys)
@@ -306,7 +312,7 @@ def sample_models(
     state_dicts = decode(model, normaliser, layout, drawn.latents)
 
     # Reference and typical distance first, so the stored config is complete before any evaluation row.
-    reference = ZooReference.from_zoo(zoo)
+    reference = ZooReference.cached(zoo)
     typical = reference.typical_distance(anchors.keys, seed=config.seed)
     info = {
         "status": "running", "sampler": asdict(config), "encoder_name": encoder_name,

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 5.0
 WORKER_LOG_NAME = "worker.log"
+WORKER_LOG_MAX_BYTES = 5_000_000  # worker.log moves to worker.log.1 past this size when a worker starts
 WORKER_LOCK_NAME = "worker.lock"
 
 
@@ -225,13 +226,15 @@ def ensure_worker(
     imports: list[str] | tuple[str, ...] = (),
     device: str | None = None,
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+    idle_exit: float | None = None,
 ) -> int:
     """Return the pid of a live worker for ``workspace``, starting a detached one if none is running.
 
     A registered worker is reused when it is alive (see ``JobQueue.live_workers``) and imported at least the
     requested ``imports``. A new worker runs ``python -m hyperrep.jobs.worker`` in its own session, so it
     outlives the calling process (the app), and appends its output to ``<workspace>/worker.log``. A file
-    lock makes concurrent calls (several browser sessions) start one worker, not several.
+    lock makes concurrent calls (several browser sessions) start one worker, not several. A new worker exits
+    after ``idle_exit`` seconds with an empty queue (None: it waits for jobs forever).
     """
     queue = JobQueue(workspace)
     root = queue.workspace.root
@@ -249,13 +252,15 @@ def ensure_worker(
             command += ["--import", spec]
         if device is not None:
             command += ["--device", device]
+        if idle_exit is not None:
+            command += ["--idle-exit", str(idle_exit)]
 
         # The child must import this same hyperrep, even where it is run from a checkout and not installed.
         env = dict(os.environ)
         package_parent = str(Path(hyperrep.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
 
-        # TODO: worker.log is only ever appended to; rotate it or cap its size.
+        _rotate_log(root / WORKER_LOG_NAME)
         with open(root / WORKER_LOG_NAME, "ab") as log_file:
             process = subprocess.Popen(
                 command,
@@ -269,6 +274,13 @@ def ensure_worker(
         queue.register_worker(process.pid, imports)
     logger.info("started worker pid %d for %s (log: %s)", process.pid, root, root / WORKER_LOG_NAME)
     return process.pid
+
+
+def _rotate_log(path: Path, max_bytes: int = WORKER_LOG_MAX_BYTES) -> None:
+    """Move a worker log larger than ``max_bytes`` to ``<name>.1`` (replacing the older one), so the logs of a
+    long-lived workspace take at most about twice ``max_bytes``."""
+    if path.is_file() and path.stat().st_size > max_bytes:
+        path.replace(path.with_name(path.name + ".1"))
 
 
 def build_parser(prog: str = "python -m hyperrep.jobs.worker") -> argparse.ArgumentParser:

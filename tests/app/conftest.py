@@ -30,7 +30,8 @@ def explore_workspace(digits_zoo, tmp_path_factory) -> Workspace:
     """The digits zoo with an encoder "default", its embeddings and the default projection; read-only for tests."""
     workspace = copy_zoo(digits_zoo, tmp_path_factory.mktemp("app") / "explore")
     add_encoder_and_projection(workspace)
-    return workspace
+    yield workspace
+    stop_workers(workspace)  # the Sample page starts one as soon as it has anchors
 
 
 @pytest.fixture(scope="session")

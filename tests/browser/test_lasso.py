@@ -59,16 +59,19 @@ def edge_distance(polygon: list[tuple[float, float]], px: np.ndarray, py: np.nda
     return distances
 
 
-def choose_lasso(px: np.ndarray, py: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray]:
-    """Return a hexagon around one of the points that contains several points, none of them near an edge."""
+def choose_lasso(
+    px: np.ndarray, py: np.ndarray, radius: float = LASSO_RADIUS_PX, margin: float = EDGE_MARGIN_PX,
+) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Return a hexagon of ``radius`` pixels around one of the points that contains several points, none of them
+    within ``margin`` pixels of an edge."""
     order = np.argsort(np.hypot(px - np.median(px), py - np.median(py)))
     for index in order:
         polygon = [
-            (float(px[index] + LASSO_RADIUS_PX * math.cos(a)), float(py[index] + LASSO_RADIUS_PX * math.sin(a)))
+            (float(px[index] + radius * math.cos(a)), float(py[index] + radius * math.sin(a)))
             for a in np.linspace(0, 2 * math.pi, 6, endpoint=False) + 0.3
         ]
         chosen = inside(polygon, px, py)
-        if 3 <= chosen.sum() < len(px) // 2 and edge_distance(polygon, px, py).min() >= EDGE_MARGIN_PX:
+        if 3 <= chosen.sum() < len(px) // 2 and edge_distance(polygon, px, py).min() >= margin:
             return polygon, chosen
     raise AssertionError("no lasso position keeps every point away from its edges: change LASSO_RADIUS_PX")
 

@@ -76,3 +76,25 @@ def test_nan_weights_have_no_nearest(reference, member):
     assert pd.isna(nearest["nearest_model_id"].iloc[0])
     assert pd.isna(nearest["distance"].iloc[0])
     assert nearest["distance"].iloc[1] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_cached_reference_is_reused_until_table_changes(digits_zoo):
+    first = ZooReference.cached(digits_zoo)
+    assert ZooReference.cached(digits_zoo) is first
+    assert first.keys.equals(ZooReference.from_zoo(digits_zoo).keys)
+
+
+def test_cached_reference_follows_new_table(digits_zoo, tmp_path):
+    import shutil
+
+    from hyperrep.workspace import Workspace
+    from hyperrep.zoo.store import Zoo
+
+    workspace = Workspace(tmp_path / "copy")
+    shutil.copytree(digits_zoo.workspace.zoo_dir, workspace.zoo_dir)
+    zoo = Zoo(workspace)
+    before = ZooReference.cached(zoo)
+    table = zoo.table
+    zoo.assemble_table()  # rewrites table.parquet: a new modification time
+    assert ZooReference.cached(zoo) is not before
+    assert len(ZooReference.cached(zoo)) == len(before) == int((table["status"] == "ok").sum())

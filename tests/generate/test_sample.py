@@ -101,6 +101,18 @@ def test_cli_sample_one_point_kde(digits_encoder, capsys):
     assert "neighbourhood" in capsys.readouterr().err
 
 
+def test_cli_sample_top_zero_names_option(digits_encoder, capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "-w", str(digits_encoder.root), "--top", "0"])
+    assert "--top: 0.0 must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_cli_missing_workspace_says_so(tmp_path, capsys):
+    code = main(["sample", "-w", str(tmp_path / "nosuchws")])
+    assert code == 2
+    assert "does not exist: create it with `hyperrep zoo" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_cli_generate_report(digits_encoder):
     code = main(["generate-report", "-w", str(digits_encoder.root), "--methods", "kde,uniform", "--n", "3",

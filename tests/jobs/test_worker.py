@@ -14,7 +14,7 @@ import job_kinds_for_tests  # noqa: F401  (registers the test job kinds in this 
 import pytest
 
 from hyperrep.jobs.queue import JobQueue, process_alive
-from hyperrep.jobs.worker import ensure_worker, run_worker
+from hyperrep.jobs.worker import WORKER_LOG_NAME, _rotate_log, ensure_worker, run_worker
 
 KINDS_FILE = str(Path(job_kinds_for_tests.__file__).resolve())
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -160,3 +160,18 @@ def test_ensure_worker_starts_once(tmp_path):
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)  # the worker is this process's child; reap it
     assert queue.live_workers() == []
+
+
+def test_large_worker_log_moves_aside(tmp_path):
+    log = tmp_path / WORKER_LOG_NAME
+    log.write_text("x" * 100)
+    _rotate_log(log, max_bytes=50)
+    assert not log.exists()
+    assert (tmp_path / f"{WORKER_LOG_NAME}.1").read_text() == "x" * 100
+
+
+def test_small_worker_log_stays(tmp_path):
+    log = tmp_path / WORKER_LOG_NAME
+    log.write_text("x" * 10)
+    _rotate_log(log, max_bytes=50)
+    assert log.read_text() == "x" * 10
