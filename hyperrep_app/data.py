@@ -123,19 +123,16 @@ def with_zoo_columns(keyed: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _projection_key(root: str, encoder: str, mtime: int, config_json: str) -> str:
-    from hyperrep.analysis.features import load_embeddings
-    from hyperrep.analysis.projection import ProjectionConfig, content_hash, projection_key
+def _projection_path(root: str, mtime: int, config_json: str) -> Path:
+    from hyperrep.analysis.projection import ProjectionConfig, projection_path as stored_path
 
-    config = ProjectionConfig(**json.loads(config_json))
-    return projection_key(config, content_hash(load_embeddings(Workspace(root), encoder)))
+    return stored_path(Workspace(root), ProjectionConfig(**json.loads(config_json)))
 
 
 def projection_path(workspace: Workspace, config) -> Path:
     """Return where the projection of the current embeddings with ``config`` (a ProjectionConfig) is stored."""
     mtime = mtime_ns(embeddings_path(workspace, config.encoder))
-    key = _projection_key(str(workspace.root), config.encoder, mtime, json.dumps(asdict(config), sort_keys=True))
-    return workspace.projections_dir / f"{key}.parquet"
+    return _projection_path(str(workspace.root), mtime, json.dumps(asdict(config), sort_keys=True))
 
 
 def projection(workspace: Workspace, config) -> pd.DataFrame | None:

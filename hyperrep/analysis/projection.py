@@ -248,6 +248,14 @@ def projection_key(config: ProjectionConfig, embeddings_hash: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def projection_path(workspace: Workspace | str | Path, config: ProjectionConfig) -> Path:
+    """Return where ``project_embeddings`` stores the projection of the workspace's current embeddings of
+    ``config.encoder`` with ``config``: ``projections/<key>.parquet``, with its ``.json`` beside it once complete."""
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    key = projection_key(config, content_hash(load_embeddings(workspace, config.encoder)))
+    return workspace.projections_dir / f"{key}.parquet"
+
+
 def _select_epochs(embeddings: pd.DataFrame, config: ProjectionConfig, description: str) -> pd.DataFrame:
     if config.epochs is None:
         return embeddings

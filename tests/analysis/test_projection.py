@@ -12,7 +12,8 @@ import pytest
 from hyperrep.analysis import projection as projection_module
 from hyperrep.analysis.features import load_embeddings
 from hyperrep.analysis.projection import (
-    ProjectionConfig, fit_projection, list_projections, place_points, project_embeddings, with_zoo_columns,
+    ProjectionConfig, fit_projection, list_projections, place_points, project_embeddings, projection_path,
+    with_zoo_columns,
 )
 from hyperrep.cli import main
 from hyperrep.workspace import Workspace, read_json, write_parquet
@@ -70,6 +71,12 @@ def test_projection_files(analysis_workspace):
     assert info["config"]["encoder"] == ENCODER
     assert info["n_points"] == len(projection.table)
     assert projection.key in {i["key"] for i in list_projections(analysis_workspace)}
+
+
+def test_projection_path_matches_stored(analysis_workspace):
+    config = ProjectionConfig(encoder=ENCODER)
+    projection = project_embeddings(analysis_workspace, config)
+    assert projection_path(analysis_workspace, config) == projection.path
 
 
 def test_projection_force_recomputes(analysis_workspace):
