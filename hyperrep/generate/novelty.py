@@ -238,7 +238,12 @@ class ZooReference:
             Columns model_id, epoch of zoo checkpoints to measure from, such as the anchors.
         max_probes : int, default 64
             A seeded random subset of at most this many probes is used.
+
+        Returns NaN for a zoo of one model, which has no other model to measure against.
         """
+        if self.keys["model_id"].nunique() < 2:
+            logger.warning("the zoo has one model: no typical distance, so samples are not compared with it")
+            return float("nan")
         lookup = {(m, int(e)): i for i, (m, e) in enumerate(zip(self.keys["model_id"], self.keys["epoch"]))}
         index = [lookup[(m, int(e))] for m, e in zip(probes["model_id"], probes["epoch"]) if (m, int(e)) in lookup]
         if not index:

@@ -223,7 +223,10 @@ def audit_rows(
     out = nearest.copy()
     out["test_acc"] = (test_pred == data.y_test).float().mean(1).numpy()
     out["val_acc"] = val_acc
-    out["relative_distance"] = out["distance"] / typical if typical > 0 else np.inf
+    if np.isnan(typical):  # a zoo of one model has no typical distance, so no sample counts as a copy
+        out["relative_distance"] = np.nan
+    else:
+        out["relative_distance"] = out["distance"] / typical if typical > 0 else np.inf
     out["agreement"] = agreements
     out["is_copy"] = out["relative_distance"] < COPY_THRESHOLD
     return out

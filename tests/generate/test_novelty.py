@@ -98,3 +98,10 @@ def test_cached_reference_follows_new_table(digits_zoo, tmp_path):
     zoo.assemble_table()  # rewrites table.parquet: a new modification time
     assert ZooReference.cached(zoo) is not before
     assert len(ZooReference.cached(zoo)) == len(before) == int((table["status"] == "ok").sum())
+
+
+def test_one_model_zoo_has_no_typical_distance(digits_zoo):
+    [first, *_] = digits_zoo.model_ids()
+    reference = ZooReference.from_zoo(digits_zoo, model_ids=[first])
+    probes = reference.keys.head(2)
+    assert pd.isna(reference.typical_distance(probes))
