@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKSPACE ?= demo
+# The cache folder of workspaces, as hyperrep reads it.
+CACHE := $(or $(HYPERREP_CACHE),cache)
 
 .PHONY: run test install install-test chromium demo clean
 
@@ -30,7 +32,15 @@ chromium:
 demo: install
 	$(VENV)/bin/hyperrep demo --workspace $(WORKSPACE)
 
-run: demo
+# Opens an existing workspace as it is. The demo workspace is (re)built until it has embeddings, and so is
+# any other workspace that has no zoo yet.
+run: install
+	@ws="$(CACHE)/$(WORKSPACE)"; \
+	if [ -d "$$ws/zoo" ] && { [ "$(WORKSPACE)" != demo ] || [ -d "$$ws/embeddings" ]; }; then \
+		echo "opening workspace $$ws as it is"; \
+	else \
+		$(MAKE) --no-print-directory demo WORKSPACE=$(WORKSPACE); \
+	fi
 	$(VENV)/bin/streamlit run app.py -- --workspace $(WORKSPACE)
 
 test: install-test

@@ -18,6 +18,8 @@ FORM_FIELDS = (
     "d_model", "n_heads", "n_layers", "latent_dim", "gamma", "temperature", "epochs", "batch_size", "lr",
     "noise_std", "erase_probability", "dropout", "permute", "seed",
 )
+# Integer fields that may be 0. Every other integer field must be at least 1.
+ZERO_ALLOWED = {"seed", "linear_latent_dim", "warmup_epochs"}
 HELP = {
     "d_model": "width of the transformer", "latent_dim": "size of the embedding of one network",
     "gamma": "weight of the contrastive loss; 1 - gamma weighs the reconstruction loss",
@@ -48,7 +50,9 @@ with st.expander("Train an encoder", expanded=not names):
             if isinstance(value, bool):
                 values[field] = column.checkbox(label, value=value, help=HELP.get(field))
             elif isinstance(value, int):
-                values[field] = int(column.number_input(label, value=value, min_value=0, step=1, help=HELP.get(field)))
+                lowest = 0 if field in ZERO_ALLOWED else 1
+                values[field] = int(column.number_input(label, value=value, min_value=lowest, step=1,
+                                                        help=HELP.get(field)))
             else:
                 values[field] = float(column.number_input(label, value=float(value), format="%g", help=HELP.get(field)))
         submitted = st.form_submit_button("Train encoder", type="primary")

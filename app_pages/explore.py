@@ -96,7 +96,8 @@ colour = left.selectbox("Colour by", colour_options, format_func=plots.label)
 n_clusters = int(projection["cluster"].max() + 1)
 right.caption(
     f"{len(filtered)} of {len(points)} checkpoints shown, {filtered['model_id'].nunique()} models; "
-    f"{n_clusters} HDBSCAN clusters. Select with the lasso or box tool, or click a point; double-click clears."
+    f"{n_clusters} HDBSCAN clusters. Select with the lasso or box tool. To select a point by clicking it, "
+    "choose the Pan tool first. Double-click clears."
 )
 
 

@@ -128,12 +128,19 @@ def _projection_config() -> dict:
 
 
 info, _ = data.sample_run(workspace, key)
-running = info is None or info.get("status") != "complete"
+newest_jobs = jobs.latest(workspace, [SAMPLE_JOB])
+# A run that never started because its job failed: the job panel above shows the error, so stop waiting.
+failed = info is None and bool(newest_jobs) and newest_jobs[0].status == "failed"
+running = not failed and (info is None or info.get("status") != "complete")
 
 
 @st.fragment(run_every=jobs.POLL_S if running else None)
 def results() -> None:
     info, evaluations = data.sample_run(workspace, key)
+    if failed:
+        st.warning(f"No samples: sampling job {newest_jobs[0].id} failed, with the error shown above. Change the "
+                   "anchors or the sampler settings and press **Sample** again.")
+        return
     if info is None or evaluations is None or evaluations.empty:
         st.info("Waiting for the first evaluated samples ...")
         return

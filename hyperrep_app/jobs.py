@@ -17,7 +17,7 @@ from hyperrep.workspace import Workspace
 from hyperrep_app.job_kinds import JOB_MODULE
 
 POLL_S = 1.5  # seconds between looks at a running job
-WORKER_IDLE_EXIT_S = 3600.0  # a worker started by the app exits after an hour with nothing to do
+WORKER_IDLE_EXIT_S = 600.0  # a worker started by the app exits after 10 minutes with nothing to do
 
 
 def submit(workspace: Workspace, kind: str, params: dict[str, Any]) -> int:

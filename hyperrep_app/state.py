@@ -38,7 +38,10 @@ def init(args: argparse.Namespace) -> None:
     """Set every session state key this app uses, once per browser session."""
     if WORKSPACE not in st.session_state:
         names = list_workspaces()
-        if args.workspace:
+        # The URL keeps the chosen workspace, so a browser reload reopens it.
+        if st.query_params.get("workspace"):
+            st.session_state[WORKSPACE] = st.query_params["workspace"]
+        elif args.workspace:
             st.session_state[WORKSPACE] = _as_name(args.workspace)
         else:
             st.session_state[WORKSPACE] = names[0] if names else None
@@ -102,6 +105,8 @@ def workspace_picker() -> None:
     """Draw the sidebar's workspace selectbox (every workspace under cache/ that contains a zoo) and a form for a
     new, empty workspace."""
     current = st.session_state.get(WORKSPACE)
+    if current and st.query_params.get("workspace") != current:
+        st.query_params["workspace"] = current  # switching pages drops query parameters, so set it on every run
     options = list_workspaces()
     if current and current not in options:
         options.append(current)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hyperrep.jobs import JobQueue
 from hyperrep.jobs.worker import run_worker
 
-from apptest_helpers import joined, open_page
+from apptest_helpers import APP, TIMEOUT_S, assert_no_exception, joined, open_page
 
 
 def test_overview_lists_missing_steps(empty_workspace):
@@ -36,3 +36,14 @@ def test_jobs_page_shows_failed_job(empty_workspace):
     assert at.dataframe[0].value["status"].tolist() == ["failed"]
     assert f"Job {job_id} failed" in joined(at, "error")
     assert "n_models=0" in joined(at, "error")
+
+
+def test_workspace_from_url_is_opened(explore_workspace):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.query_params["workspace"] = str(explore_workspace.root)
+    at.run()
+    assert_no_exception(at)
+    assert at.session_state["workspace"] == str(explore_workspace.root)
+    assert at.query_params["workspace"] == str(explore_workspace.root)

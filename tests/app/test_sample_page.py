@@ -60,3 +60,19 @@ def test_sampling_job_shows_results(sample_workspace):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Evaluated"] == "4 / 4"
     assert "Download sampled weights (safetensors)" in [b.label for b in at.download_button]
+
+
+def test_failed_sampling_job_stops_waiting(sample_workspace):
+    from hyperrep.jobs.worker import run_worker
+    from hyperrep_app.job_kinds import JOB_MODULE
+
+    queue = JobQueue(sample_workspace)
+    job_id = queue.submit(SAMPLE_JOB, {"encoder_name": "no-such-encoder", "keys": [["m0001", 4], ["m0002", 4]],
+                                       "sampler": {"method": "kde", "n_samples": 2}})
+    run_worker(sample_workspace, once=True, imports=[JOB_MODULE])
+    assert queue.get(job_id).status == "failed"
+
+    at = open_page(sample_workspace, PAGE, selection=_keys(("m0001", 4), ("m0002", 4)), sample_key="0123456789abcdef")
+    warnings = joined(at, "warning")
+    assert f"sampling job {job_id} failed" in warnings
+    assert "Waiting for the first evaluated samples" not in joined(at, "info")
