@@ -41,10 +41,13 @@ if projection is None:
     n_points = len(embeddings)
     needed = max(config.n_neighbors + 1, config.min_cluster_size)
     if n_points < needed:
+        # UMAP needs at least 2 neighbours, so below 3 checkpoints no setting helps.
+        fix = ("Build a larger zoo." if n_points < 3 else
+               "Build a larger zoo, or lower the neighbours and the min cluster size under **Projection** in the "
+               "sidebar.")
         st.warning(
             f"The zoo has {n_points} embedded checkpoints; UMAP with {config.n_neighbors} neighbours and HDBSCAN "
-            f"with min cluster size {config.min_cluster_size} need at least {needed}. Build a larger zoo, or lower "
-            "the neighbours and the min cluster size under **Projection** in the sidebar."
+            f"with min cluster size {config.min_cluster_size} need at least {needed}. {fix}"
         )
         st.stop()
     st.info(
