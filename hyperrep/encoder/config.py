@@ -22,6 +22,9 @@ class EncoderConfig:
     latent_dim: int = 32
     # Latent dimensions computed by a linear map of all token entries; the compression token gives the rest.
     linear_latent_dim: int = 0
+    # Add a linear map from the latent to every real token entry to the decoder's output. With linear_latent_dim,
+    # the autoencoder then contains a PCA of that size as a special case, which the transformer paths refine.
+    linear_decoder: bool = False
     projection_dim: int = 32
     dropout: float = 0.1
 

@@ -6,6 +6,9 @@ is projected to the latent vector. Decoder: a linear map expands the latent into
 embeddings are added, transformer blocks mix them, and a linear head per layer maps back to that layer's width.
 A small projection head feeds the contrastive loss.
 
+Optional linear paths (``linear_latent_dim``, ``linear_decoder``) map token entries straight to part of the latent
+and the latent straight back to token entries, beside the transformer.
+
 Shapes: (B, n_tokens, token_dim) -> (B, n_tokens, d_model) -> (B, latent_dim) -> (B, n_tokens, token_dim).
 """
 
@@ -140,6 +143,7 @@ class HyperAutoencoder(nn.Module):
         self.dec_blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.dec_ln = nn.LayerNorm(d)
         self.head = TokenHead(layout, d)
+        self.linear_decode = nn.Linear(config.latent_dim, layout.n_parameters) if config.linear_decoder else None
 
         self.projection = nn.Sequential(
             nn.Linear(config.latent_dim, d), nn.GELU(), nn.Linear(d, config.projection_dim)
@@ -181,7 +185,11 @@ class HyperAutoencoder(nn.Module):
         h = h + self.dec_pos
         for block in self.dec_blocks:
             h = block(h)
-        return self.head(self.dec_ln(h))  # (B, n_tokens, token_dim)
+        tokens = self.head(self.dec_ln(h))  # (B, n_tokens, token_dim)
+        if self.linear_decode is not None:
+            flat = tokens.flatten(1).index_add(1, self.real_entries, self.linear_decode(latents))
+            tokens = flat.view_as(tokens)  # (B, n_tokens, token_dim), padding still 0
+        return tokens
 
     def project(self, latents: torch.Tensor) -> torch.Tensor:
         """Map latent vectors (B, latent_dim) to the contrastive space (B, projection_dim)."""

@@ -242,7 +242,8 @@ def train_encoder(
     rows: list[dict] = []
     if resume and checkpoint_path.is_file():
         saved = read_json(config_path)
-        if saved.get("config") != asdict(config):
+        # Compared as configs, so a config.json written before a field was added still matches its default.
+        if EncoderConfig.from_dict(saved["config"]) != config:
             raise ValueError(
                 f"encoder {name!r} in {workspace.root} was trained with a different config: "
                 "train under another name, or pass resume=False to start over"

@@ -15,9 +15,10 @@ def layout():
     return layout_from_module(build_model("cnn-s", (1, 28, 28), 10))
 
 
-@pytest.mark.parametrize("linear_latent_dim", [0, 4])
-def test_shapes(layout, linear_latent_dim):
-    config = EncoderConfig(d_model=32, n_layers=1, latent_dim=12, projection_dim=8, linear_latent_dim=linear_latent_dim)
+@pytest.mark.parametrize("linear_latent_dim, linear_decoder", [(0, False), (4, False), (4, True)])
+def test_shapes(layout, linear_latent_dim, linear_decoder):
+    config = EncoderConfig(d_model=32, n_layers=1, latent_dim=12, projection_dim=8, linear_latent_dim=linear_latent_dim,
+                           linear_decoder=linear_decoder)
     model = HyperAutoencoder(layout, config)
     tokens = torch.randn(5, layout.n_tokens, layout.token_dim) * layout.mask
     z, reconstruction, projection = model(tokens)
@@ -26,8 +27,9 @@ def test_shapes(layout, linear_latent_dim):
     assert projection.shape == (5, 8)
 
 
-def test_decoded_padding_is_zero(layout):
-    model = HyperAutoencoder(layout, EncoderConfig(d_model=32, n_layers=1, latent_dim=8))
+@pytest.mark.parametrize("linear_decoder", [False, True])
+def test_decoded_padding_is_zero(layout, linear_decoder):
+    model = HyperAutoencoder(layout, EncoderConfig(d_model=32, n_layers=1, latent_dim=8, linear_decoder=linear_decoder))
     reconstruction = model.decode(torch.randn(3, 8))
     assert reconstruction[:, ~layout.mask].abs().max() == 0
 

@@ -7,7 +7,7 @@ from hyperrep.encoder.config import EncoderConfig
 from hyperrep.encoder.data import zoo_layout, zoo_tokens
 from hyperrep.encoder.train import load_encoder, train_encoder
 from hyperrep.weights.normalise import LayerNormaliser
-from hyperrep.workspace import read_json, read_parquet
+from hyperrep.workspace import read_json, read_parquet, write_json
 
 QUICK = dict(d_model=16, n_heads=2, n_layers=1, latent_dim=8, projection_dim=8, batch_size=8, epochs=4, lr=3e-3)
 
@@ -74,6 +74,17 @@ def test_resume_rejects_other_config(small_zoo):
     train_encoder(small_zoo, EncoderConfig(**{**QUICK, "epochs": 1}), name="other")
     with pytest.raises(ValueError, match="different config"):
         train_encoder(small_zoo, EncoderConfig(**{**QUICK, "epochs": 1, "latent_dim": 4}), name="other")
+
+
+def test_resume_accepts_older_config(small_zoo):
+    config = EncoderConfig(**{**QUICK, "epochs": 1})
+    train_encoder(small_zoo, config, name="older")
+    path = small_zoo.workspace.encoder_dir("older") / "config.json"
+    saved = read_json(path)
+    del saved["config"]["linear_decoder"]  # as written before the field existed
+    write_json(path, saved)
+    run = train_encoder(small_zoo, config, name="older")
+    assert run.epochs_done == 1
 
 
 def test_load_missing_encoder_raises(small_zoo):
