@@ -15,13 +15,15 @@ names = data.encoder_names(workspace)
 
 # The form's fields: the settings a user changes most; the rest keep EncoderConfig's defaults.
 FORM_FIELDS = (
-    "d_model", "n_heads", "n_layers", "latent_dim", "gamma", "temperature", "epochs", "batch_size", "lr",
-    "noise_std", "erase_probability", "dropout", "permute", "seed",
+    "d_model", "n_heads", "n_layers", "latent_dim", "linear_latent_dim", "linear_decoder", "gamma", "temperature",
+    "epochs", "batch_size", "lr", "noise_std", "erase_probability", "dropout", "permute", "seed",
 )
 # Integer fields that may be 0. Every other integer field must be at least 1.
 ZERO_ALLOWED = {"seed", "linear_latent_dim", "warmup_epochs"}
 HELP = {
     "d_model": "width of the transformer", "latent_dim": "size of the embedding of one network",
+    "linear_latent_dim": "embedding dimensions computed by a linear map of all weights, fewer than latent_dim",
+    "linear_decoder": "add a linear map from the embedding to every weight beside the transformer decoder",
     "gamma": "weight of the contrastive loss; 1 - gamma weighs the reconstruction loss",
     "temperature": "NT-Xent temperature", "noise_std": "std of the Gaussian noise added to normalised tokens",
     "erase_probability": "probability of erasing a random stretch of tokens in a view",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def measure(workspace: Workspace, name: str, top: float, n_samples: int, seed: i
     model, normaliser, layout, config = load_encoder(workspace, name)
     variance = read_tensors(workspace.encoder_dir(name) / "checkpoint.safetensors")["loss.variance"]
     epochs = config.checkpoint_epochs
-    row = {"encoder": name, "config": {k: v for k, v in vars(config).items()}}
+    row = {"workspace": str(workspace.root), "encoder": name, "config": asdict(config)}
     for split in ("train", "val"):
         tokens, _ = zoo_tokens(zoo, layout, split, epochs)
         row[f"{split}_rec"] = reconstruction(model, normaliser, layout, variance, tokens)

@@ -56,4 +56,4 @@ def test_sample_preset_fills_form(zoo_only_workspace):
     at = open_page(zoo_only_workspace, PAGE)
     next(s for s in at.selectbox if s.label == "Start from").set_value("sample").run()
     epochs = next(n for n in at.number_input if n.label == "epochs")
-    assert epochs.value == 60
+    assert epochs.value == 80

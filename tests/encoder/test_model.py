@@ -68,9 +68,9 @@ def test_padding_does_not_count(layout):
 
 
 def test_preset_applies_overrides():
-    config = EncoderConfig.preset("sample", latent_dim=8)
-    assert config.epochs == 60
-    assert config.latent_dim == 8
+    config = EncoderConfig.preset("sample", latent_dim=512)
+    assert config.epochs == 80
+    assert config.latent_dim == 512
 
 
 def test_unknown_preset_raises():
