@@ -154,8 +154,22 @@ def _zoo(args: argparse.Namespace) -> int:
 # --- encoder ----------------------------------------------------------------------------------------------
 
 
+TYPED_OPTIONS = "typed_options"
+
+
+class _RecordTyped(argparse.Action):
+    """Store an option's value and record in ``namespace.typed_options`` that the user typed it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, TYPED_OPTIONS, getattr(namespace, TYPED_OPTIONS, set()) | {self.dest})
+
+
 def _add_dataclass_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    """Add one ``--field-name`` option per int, float, bool or str field of the dataclass ``cls``."""
+    """Add one ``--field-name`` option per int, float, bool or str field of the dataclass ``cls``.
+
+    Options the user types are recorded in ``args.typed_options``.
+    """
     defaults = cls()
     for f in fields(cls):
         if f.name in skip:
@@ -163,10 +177,11 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls, skip: tuple[str
         default = getattr(defaults, f.name)
         option = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
-            parser.add_argument(option, type=_bool, default=default, metavar="{true,false}",
+            parser.add_argument(option, type=_bool, default=default, metavar="{true,false}", action=_RecordTyped,
                                 help=f"(default: {default})")
         elif isinstance(default, (int, float, str)):
-            parser.add_argument(option, type=type(default), default=default, help=f"(default: {default})")
+            parser.add_argument(option, type=type(default), default=default, action=_RecordTyped,
+                                help=f"(default: {default})")
 
 
 def _bool(text: str) -> bool:
@@ -196,19 +211,27 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dataclass_options(parser, EncoderConfig, skip=("checkpoint_epochs",))
 
 
+def _train_config(args: argparse.Namespace):
+    """Build the EncoderConfig of ``hyperrep train``: the preset's values, then every option the user typed."""
+    from hyperrep.encoder.config import EncoderConfig
+
+    config = _dataclass_from_args(EncoderConfig, args, checkpoint_epochs=args.checkpoint_epochs)
+    if args.preset is None:
+        return config
+    # A typed option wins over the preset even when its value equals the "probe" default, such as
+    # --linear-decoder false with --preset sample.
+    typed = {name: getattr(config, name) for name in getattr(args, TYPED_OPTIONS, set())}
+    if args.checkpoint_epochs is not None:
+        typed["checkpoint_epochs"] = args.checkpoint_epochs
+    return EncoderConfig.preset(args.preset, **typed)
+
+
 @command("train", "train the weight autoencoder on a zoo (resumes from its last checkpoint)")(_train_arguments)
 def _train(args: argparse.Namespace) -> int:
-    from hyperrep.encoder.config import EncoderConfig
     from hyperrep.encoder.train import train_encoder
     from hyperrep.zoo.store import Zoo
 
-    config = _dataclass_from_args(EncoderConfig, args, checkpoint_epochs=args.checkpoint_epochs)
-    if args.preset is not None:
-        # A preset replaces the defaults; an option the user typed keeps its value.
-        defaults = EncoderConfig()
-        typed = {f.name: getattr(config, f.name) for f in fields(EncoderConfig)
-                 if getattr(config, f.name) != getattr(defaults, f.name)}
-        config = EncoderConfig.preset(args.preset, **typed)
+    config = _train_config(args)
     config.validate()
     workspace = _existing_workspace(args.workspace)
     zoo = Zoo(workspace)
