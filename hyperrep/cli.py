@@ -219,7 +219,7 @@ def _train_config(args: argparse.Namespace):
     if args.preset is None:
         return config
     # A typed option wins over the preset even when its value equals the "probe" default, such as
-    # --linear-decoder false with --preset sample.
+    # --latent-noise 0 with --preset sample.
     typed = {name: getattr(config, name) for name in getattr(args, TYPED_OPTIONS, set())}
     if args.checkpoint_epochs is not None:
         typed["checkpoint_epochs"] = args.checkpoint_epochs

@@ -16,7 +16,7 @@ def test_train_options_without_preset():
 def test_train_preset_fills_untyped_options():
     config = train_config("--preset", "sample")
     assert config.latent_dim == 256
-    assert config.linear_decoder is True
+    assert config.latent_noise == 1.0
 
 
 def test_train_typed_option_beats_preset():
@@ -26,7 +26,7 @@ def test_train_typed_option_beats_preset():
 
 
 def test_train_typed_default_beats_preset():
-    config = train_config("--preset", "sample", "--linear-decoder", "false", "--gamma", "0.5")
-    assert config.linear_decoder is False
+    config = train_config("--preset", "sample", "--latent-noise", "0", "--gamma", "0.5")
+    assert config.latent_noise == 0.0
     assert config.gamma == 0.5
     assert config.epochs == 80

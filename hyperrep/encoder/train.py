@@ -170,7 +170,12 @@ def _batch_loss(
     B = batch.shape[0]
     z = model.encode(torch.cat([view_a, view_b]))  # (2B, latent_dim): one pass over both views
     # Only the first view keeps the stored neuron order, so only it has a reconstruction target the decoder can know.
-    rec = reconstruction_loss(model.decode(z[:B]), target_a, weights)
+    z_a = z[:B]
+    if model.training and config.latent_noise > 0:
+        # The noise scales with the batch's own spread, so the encoder cannot shrink it by growing its latents.
+        eps = torch.randn(z_a.shape, generator=generator).to(z_a.device)
+        z_a = z_a + config.latent_noise * z_a.detach().std(0, keepdim=True) * eps
+    rec = reconstruction_loss(model.decode(z_a), target_a, weights)
     projection = model.project(z)  # (2B, projection_dim)
     con = nt_xent(projection[:B], projection[B:], config.temperature)
     return total_loss(con, rec, config.gamma), rec, con

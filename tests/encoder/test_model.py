@@ -39,6 +39,11 @@ def test_config_rejects_bad_heads():
         EncoderConfig(d_model=30, n_heads=4).validate()
 
 
+def test_config_rejects_negative_latent_noise():
+    with pytest.raises(ValueError, match="latent_noise=-0.1"):
+        EncoderConfig(latent_noise=-0.1).validate()
+
+
 def test_config_from_dict_rejects_unknown_key():
     with pytest.raises(ValueError, match="unknown encoder config keys"):
         EncoderConfig.from_dict({"d_model": 32, "dmodel": 32})

@@ -87,6 +87,14 @@ def test_resume_accepts_older_config(small_zoo):
     assert run.epochs_done == 1
 
 
+def test_latent_noise_raises_training_loss(small_zoo):
+    clean = train_encoder(small_zoo, EncoderConfig(**{**QUICK, "epochs": 2}), name="clean", resume=False)
+    noisy = train_encoder(small_zoo, EncoderConfig(**{**QUICK, "epochs": 2, "latent_noise": 1.0}), name="noisy",
+                          resume=False)
+    assert noisy.history["rec_loss"].iloc[-1] > clean.history["rec_loss"].iloc[-1]
+    assert noisy.history["val_rec_loss"].notna().all()
+
+
 def test_load_missing_encoder_raises(small_zoo):
     with pytest.raises(FileNotFoundError, match="train it first"):
         load_encoder(small_zoo.workspace, "missing")
