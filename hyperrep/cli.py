@@ -73,6 +73,24 @@ def _fraction(text: str) -> float:
     return value
 
 
+BANDWIDTH_HELP = (
+    "KDE bandwidth in units of the anchors' per-dimension std; accuracy (default: the widest bandwidth whose "
+    "decoded draws keep 90 %% of the best validation accuracy), auto (cross-validated likelihood) or a number"
+)
+
+
+def _bandwidth(text: str) -> float | str:
+    if text in ("accuracy", "auto"):
+        return text
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, 'accuracy' or 'auto'") from err
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
 def _existing_workspace(name_or_path: str) -> Workspace:
     """Open a workspace that must exist already, naming the commands that create one if it does not."""
     workspace = Workspace(name_or_path)
@@ -420,8 +438,7 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default=defaults.method, help="sampler")
     parser.add_argument("--n", type=int, default=defaults.n_samples, help="number of samples")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw")
-    parser.add_argument("--bandwidth", default="auto",
-                        help="KDE bandwidth in units of the anchors' per-dimension std, or auto (cross-validated)")
+    parser.add_argument("--bandwidth", type=_bandwidth, default="accuracy", help=BANDWIDTH_HELP)
     parser.add_argument("--subsample-k", type=int, default=None,
                         help="draw this many candidates and keep the n best by validation accuracy "
                              "(default: 4 x --n; 0 turns subsampling off)")
@@ -443,7 +460,7 @@ def _sample(args: argparse.Namespace) -> int:
     from hyperrep.generate.samplers import SamplerConfig
     from hyperrep.zoo.store import Zoo
 
-    bandwidth = args.bandwidth if args.bandwidth == "auto" else float(args.bandwidth)
+    bandwidth = args.bandwidth
     subsample_k = 4 * args.n if args.subsample_k is None else args.subsample_k
     config = SamplerConfig(method=args.method, n_samples=args.n, bandwidth=bandwidth, seed=args.seed,
                            subsample_k=subsample_k, bootstrap_rounds=args.bootstrap_rounds,
@@ -500,6 +517,7 @@ def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fine-tuning epochs on the paired dataset (digits <-> mnist-5k)")
     parser.add_argument("--subsample-k", type=int, default=defaults.subsample_k,
                         help="candidates per sampler, of which the n best by validation accuracy are kept (0: off)")
+    parser.add_argument("--bandwidth", type=_bandwidth, default=defaults.bandwidth, help=BANDWIDTH_HELP)
     parser.add_argument("--no-transfer", action="store_true", help="skip the transfer stage")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw")
 
@@ -512,7 +530,7 @@ def _generate_report(args: argparse.Namespace) -> int:
     config = ReportConfig(fraction=args.top, methods=args.methods, n_samples=args.n, subsample_k=args.subsample_k,
                           n_finetune=args.n_finetune,
                           finetune_epochs=args.finetune_epochs, transfer_epochs=args.transfer_epochs,
-                          transfer=not args.no_transfer, seed=args.seed)
+                          transfer=not args.no_transfer, seed=args.seed, bandwidth=args.bandwidth)
     workspace = _existing_workspace(args.workspace_name or args.workspace)
     bar = TqdmProgress("generate-report", unit="step")
     try:

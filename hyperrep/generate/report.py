@@ -57,6 +57,8 @@ class ReportConfig:
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     n_samples: int = 16
     subsample_k: int = 64
+    # KDE bandwidth: "accuracy" (see hyperrep.generate.samplers.ACCURACY_GRID), "auto" or a number.
+    bandwidth: float | str = "accuracy"
     n_finetune: int = 8
     finetune_epochs: int = 5
     transfer_epochs: int = 5
@@ -112,7 +114,7 @@ def generate_report(
     results = {}
     for method in config.methods:
         sampler = SamplerConfig(method=method, n_samples=config.n_samples, seed=config.seed,
-                                subsample_k=config.subsample_k)
+                                subsample_k=config.subsample_k, bandwidth=config.bandwidth)
         result = sample_models(workspace, anchors, sampler, encoder_name)
         results[method] = result
         ev = result.evaluations

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from hyperrep.generate.samplers import Projection, SamplerConfig, sample_latents, scott_bandwidth
+from hyperrep.generate.samplers import (
+    ACCURACY_GRID, ACCURACY_KEEP, Projection, SamplerConfig, sample_latents, scott_bandwidth,
+)
 
 
 def _latents(n: int, d: int = 6, seed: int = 0) -> torch.Tensor:
@@ -118,3 +120,26 @@ def test_invalid_config_names_value():
         SamplerConfig(method="gan").validate()
     with pytest.raises(ValueError, match="subsample_k=2"):
         SamplerConfig(n_samples=4, subsample_k=2).validate()
+
+
+def test_accuracy_bandwidth_is_widest_that_keeps_score():
+    out = sample_latents(_latents(20), SamplerConfig(method="kde", bandwidth="accuracy", seed=0), score=_score)
+    scores = {float(b): s for b, s in out.info["bandwidth_scores"].items()}
+    best = max(scores.values())
+    kept = [b for b, s in scores.items() if s >= best - (1 - ACCURACY_KEEP) * abs(best)]
+    assert out.info["bandwidth_method"] == "accuracy"
+    assert sorted(scores) == sorted(ACCURACY_GRID)
+    assert out.info["bandwidth"] == max(kept)
+
+
+def test_accuracy_bandwidth_with_flat_score_is_widest():
+    def flat(latents):
+        return np.ones(len(latents))
+
+    out = sample_latents(_latents(20), SamplerConfig(method="kde", bandwidth="accuracy"), score=flat)
+    assert out.info["bandwidth"] == max(ACCURACY_GRID)
+
+
+def test_accuracy_bandwidth_needs_score():
+    with pytest.raises(ValueError, match="score function"):
+        sample_latents(_latents(8), SamplerConfig(method="kde", bandwidth="accuracy"))
