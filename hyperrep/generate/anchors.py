@@ -139,8 +139,20 @@ def anchors_from_query(table: pd.DataFrame, query: str) -> Anchors:
             f"query {query!r} failed ({type(err).__name__}: {err}): columns are {', '.join(map(str, table.columns))}"
         ) from err
     if rows.empty:
-        raise ValueError(f"query {query!r} matches no checkpoint: {EMPTY_SELECTION}")
+        raise ValueError(
+            f"query {query!r} matches none of the {len(table)} embedded checkpoints: loosen the query"
+            + _column_ranges(table, query)
+        )
     return _anchors(table, rows, f"query {query!r}")
+
+
+def _column_ranges(table: pd.DataFrame, query: str) -> str:
+    """Return "; among them, test_acc ranges from 0.1 to 0.9, ..." for the numeric columns that ``query`` names."""
+    ranges = []
+    for column in table.columns:
+        if re.search(rf"\b{re.escape(str(column))}\b", query) and pd.api.types.is_numeric_dtype(table[column]):
+            ranges.append(f"{column} ranges from {table[column].min():.4g} to {table[column].max():.4g}")
+    return "; among them, " + ", ".join(ranges) if ranges else ""
 
 
 def anchors_top_fraction(

@@ -44,8 +44,11 @@ def test_empty_selection_rejected(table):
 
 
 def test_query_without_match_rejected(table):
-    with pytest.raises(ValueError, match="selection is empty"):
+    with pytest.raises(ValueError, match="matches none of the") as raised:
         anchors_from_query(table, "test_acc > 2")
+    assert "loosen the query" in str(raised.value)
+    assert "test_acc ranges from" in str(raised.value)
+    assert "selection is empty" not in str(raised.value)
 
 
 def test_bad_query_names_columns(table):
