@@ -73,9 +73,13 @@ def _encoders(workspace: Workspace, config: ReportConfig) -> list[str]:
     encoders = list(config.encoders) if config.encoders is not None else available
     unknown = [e for e in encoders if e not in available]
     if unknown:
+        untrained = [e for e in unknown if not (workspace.encoder_dir(e) / "checkpoint.safetensors").is_file()]
+        train_commands = [f"`hyperrep train --name {e}`" for e in untrained]
+        embed_commands = " and ".join(f"`hyperrep embed --encoder {e}`" for e in unknown)
+        steps = f"{' and '.join(train_commands)}, then {embed_commands}" if train_commands else embed_commands
         raise FileNotFoundError(
-            f"no embeddings for encoder(s) {unknown} in {workspace.embeddings_dir}; "
-            f"available: {', '.join(available) or 'none'}"
+            f"no embeddings for encoder(s) {unknown} in {workspace.embeddings_dir} "
+            f"(encoders with embeddings: {', '.join(available) or 'none'}): run {steps}"
         )
     return encoders
 

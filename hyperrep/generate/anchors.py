@@ -67,11 +67,19 @@ def latent_columns(table: pd.DataFrame) -> list[str]:
 def load_embeddings(workspace: Workspace, encoder_name: str = "default") -> pd.DataFrame:
     """Read ``embeddings/<encoder_name>.parquet`` (model_id, epoch, z0 ..)."""
     path = workspace.embeddings_dir / f"{encoder_name}.parquet"
-    if not path.is_file():
+    if path.is_file():
+        return read_parquet(path)
+    embedded = sorted(p.stem for p in workspace.embeddings_dir.glob("*.parquet"))
+    available = f"encoders with embeddings: {', '.join(embedded) or 'none'}"
+    if not (workspace.encoder_dir(encoder_name) / "checkpoint.safetensors").is_file():
         raise FileNotFoundError(
-            f"embeddings of encoder {encoder_name!r} not found ({path}): embed the zoo first with `hyperrep embed`"
+            f"encoder {encoder_name!r} not found in {workspace.root} ({available}): train it first with "
+            f"`hyperrep train --name {encoder_name}`, then embed the zoo with `hyperrep embed --encoder {encoder_name}`"
         )
-    return read_parquet(path)
+    raise FileNotFoundError(
+        f"encoder {encoder_name!r} has no embeddings ({path} not found; {available}): embed the zoo with "
+        f"`hyperrep embed --encoder {encoder_name}`"
+    )
 
 
 def checkpoint_table(zoo: Zoo, embeddings: pd.DataFrame) -> pd.DataFrame:

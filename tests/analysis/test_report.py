@@ -92,3 +92,8 @@ def test_report_without_embeddings(analysis_workspace):
 def test_report_unknown_encoder(analysis_workspace):
     with pytest.raises(FileNotFoundError, match="nope"):
         probe_report(analysis_workspace, ReportConfig(encoders=["nope"]))
+
+
+def test_missing_encoder_suggests_train(encoder_workspace):
+    with pytest.raises(FileNotFoundError, match="hyperrep train --name nope"):
+        probe_report(encoder_workspace, ReportConfig(encoders=["nope"]))
