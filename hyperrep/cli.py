@@ -31,19 +31,26 @@ def command(name: str, help: str):
 
 
 class TqdmProgress:
-    """A ``progress(done, total, message)`` callable that draws a tqdm bar."""
+    """A ``progress(done, total, message)`` callable that draws a tqdm bar.
+
+    The bar is drawn at the first call, so a command that fails validation before any progress prints no empty bar.
+    """
 
     def __init__(self, desc: str, unit: str = "it"):
-        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True)
+        self.desc, self.unit = desc, unit
+        self.bar: tqdm | None = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.bar is None:
+            self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, dynamic_ncols=True)
         self.bar.total = total
         self.bar.n = done
         self.bar.set_postfix_str(message, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _floats(text: str) -> list[float]:
@@ -154,6 +161,7 @@ def _zoo(args: argparse.Namespace) -> int:
         learning_rates=args.learning_rates, weight_decays=args.weight_decays, dropouts=args.dropouts,
         sampling=args.sampling, seed=args.seed, method=args.method, shuffle=args.shuffle,
     )
+    config.validate()
     workspace = Workspace(args.workspace)
     bar = TqdmProgress("zoo", unit="model")
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Tests of the ``hyperrep`` command: how train builds its EncoderConfig, and errors that name options."""
+"""Tests of the ``hyperrep`` command: how train builds its EncoderConfig, and its error output."""
 
 import pytest
 
@@ -64,3 +64,17 @@ def test_renamed_field_maps_to_option(capsys, tmp_path):
     err = run_error(capsys, ["sample", "-w", str(tmp_path / "ws"), "--n", "5", "--subsample-k", "2"])
     assert "--subsample-k 2 is below --n 5" in err
     assert "n_samples" not in err
+
+
+def test_invalid_config_draws_no_bar(capsys, tmp_path):
+    err = run_error(capsys, ["zoo", "-w", str(tmp_path / "ws"), "--dropouts", "1"])
+    assert err.splitlines() == ["hyperrep zoo: error: --dropouts [1.0] must be a non-empty list of numbers in [0, 1)"]
+
+
+def test_zoo_mismatch_lists_options(capsys, tmp_path):
+    workspace = str(tmp_path / "ws")
+    assert main(["zoo", "-w", workspace, "--n-models", "2", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    err = run_error(capsys, ["zoo", "-w", workspace, "--n-models", "3", "--epochs", "1"])
+    assert "(stored -> requested: --n-models 2 -> 3)" in err
+    assert len(err.splitlines()) == 1
