@@ -1,4 +1,4 @@
-"""The ``hyperrep`` command: one sub-command per step, each a thin call into the library."""
+"""The hyperrep command: one sub-command per step, each a thin call into the library."""
 
 from __future__ import annotations
 

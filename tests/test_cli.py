@@ -78,3 +78,9 @@ def test_zoo_mismatch_lists_options(capsys, tmp_path):
     err = run_error(capsys, ["zoo", "-w", workspace, "--n-models", "3", "--epochs", "1"])
     assert "(stored -> requested: --n-models 2 -> 3)" in err
     assert len(err.splitlines()) == 1
+
+
+def test_help_has_no_rest_markup(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out
