@@ -192,7 +192,8 @@ def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspa
             cell = cells.loc[(target, metric, features)]
             text = f"{cell['mean']:.3f} ± {cell['std']:.3f}"
             if features == "hyperrep":
-                text += f" ({int(cell['n_seeds'])} seeds)"
+                n_seeds = int(cell["n_seeds"])
+                text += f" ({n_seeds} seed{'' if n_seeds == 1 else 's'})"
             row.append(text)
         lines.append("| " + " | ".join(row) + " |")
     if skipped:
