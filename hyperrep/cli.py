@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Callable
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hyperrep.workspace import Workspace
 
@@ -600,7 +601,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run = COMMANDS[args.command][2]
     try:
-        return run(args)
+        # Log lines go through tqdm.write, so they print above a progress bar instead of inside its line.
+        with logging_redirect_tqdm():
+            return run(args)
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"hyperrep {args.command}: error: {_with_options(str(err), args.field_options)}", file=sys.stderr)
         return 2
