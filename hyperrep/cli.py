@@ -1,15 +1,17 @@
-"""The ``hyperrep`` command: one sub-command per step, each a thin call into the library."""
+"""The hyperrep command: one sub-command per step, each a thin call into the library."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from dataclasses import fields
 from typing import Callable
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hyperrep.workspace import Workspace
 
@@ -30,19 +32,26 @@ def command(name: str, help: str):
 
 
 class TqdmProgress:
-    """A ``progress(done, total, message)`` callable that draws a tqdm bar."""
+    """A ``progress(done, total, message)`` callable that draws a tqdm bar.
+
+    The bar is drawn at the first call, so a command that fails validation before any progress prints no empty bar.
+    """
 
     def __init__(self, desc: str, unit: str = "it"):
-        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True)
+        self.desc, self.unit = desc, unit
+        self.bar: tqdm | None = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.bar is None:
+            self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, dynamic_ncols=True)
         self.bar.total = total
         self.bar.n = done
         self.bar.set_postfix_str(message, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _floats(text: str) -> list[float]:
@@ -61,6 +70,25 @@ def _ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from err
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """Return an argparse type that reads an integer and rejects values below ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from err
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _fraction(text: str) -> float:
@@ -117,9 +145,9 @@ def _zoo_arguments(parser: argparse.ArgumentParser) -> None:
     _add_workspace(parser)
     parser.add_argument("--dataset", default=defaults.dataset, help="digits, mnist-5k or a path to an .npz file")
     parser.add_argument("--architecture", default=defaults.architecture, help="cnn-s, cnn-digits or mlp")
-    parser.add_argument("--n-models", type=int, default=defaults.n_models, help="number of models")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs per model")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--n-models", type=_positive_int, default=defaults.n_models, help="number of models")
+    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help="training epochs per model")
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
     parser.add_argument("--activations", type=_strings, default=defaults.activations,
                         help="comma-separated subset of tanh,relu,sigmoid,gelu")
     parser.add_argument("--inits", type=_strings, default=defaults.inits,
@@ -152,6 +180,7 @@ def _zoo(args: argparse.Namespace) -> int:
         learning_rates=args.learning_rates, weight_decays=args.weight_decays, dropouts=args.dropouts,
         sampling=args.sampling, seed=args.seed, method=args.method, shuffle=args.shuffle,
     )
+    config.validate()
     workspace = Workspace(args.workspace)
     bar = TqdmProgress("zoo", unit="model")
     start = time.perf_counter()
@@ -293,9 +322,10 @@ def _embed(args: argparse.Namespace) -> int:
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     _add_workspace(parser)
-    parser.add_argument("--n-models", type=int, default=None, help="zoo size (default: the demo's 96)")
-    parser.add_argument("--epochs", type=int, default=None, help="zoo training epochs (default: the demo's 12)")
-    parser.add_argument("--encoder-epochs", type=int, default=None, help="encoder training epochs")
+    parser.add_argument("--n-models", type=_positive_int, default=None, help="zoo size (default: the demo's 96)")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="zoo training epochs (default: the demo's 12)")
+    parser.add_argument("--encoder-epochs", type=_positive_int, default=None, help="encoder training epochs")
 
 
 @command("demo", "build the default workspace: digits zoo, encoder, embeddings, projection and probe report")(_demo_arguments)
@@ -436,13 +466,13 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     selection.add_argument("--cluster", type=int, default=None,
                            help="anchors: the checkpoints of one HDBSCAN cluster of the newest 2-D projection")
     parser.add_argument("--method", choices=METHODS, default=defaults.method, help="sampler")
-    parser.add_argument("--n", type=int, default=defaults.n_samples, help="number of samples")
+    parser.add_argument("--n", type=_positive_int, default=defaults.n_samples, help="number of samples")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random draw")
     parser.add_argument("--bandwidth", type=_bandwidth, default="accuracy", help=BANDWIDTH_HELP)
-    parser.add_argument("--subsample-k", type=int, default=None,
+    parser.add_argument("--subsample-k", type=_non_negative_int, default=None,
                         help="draw this many candidates and keep the n best by validation accuracy "
                              "(default: 4 x --n; 0 turns subsampling off)")
-    parser.add_argument("--bootstrap-rounds", type=int, default=defaults.bootstrap_rounds,
+    parser.add_argument("--bootstrap-rounds", type=_non_negative_int, default=defaults.bootstrap_rounds,
                         help="rounds of re-sampling around the best samples (kde and uniform)")
     parser.add_argument("--all-activations", action="store_true",
                         help="sample around every anchor, not only those with the anchors' majority activation")
@@ -508,14 +538,14 @@ def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="anchors: the top fraction of models by test accuracy at the last epoch")
     parser.add_argument("--methods", type=_strings, default=defaults.methods,
                         help="comma-separated samplers out of kde,neighbourhood,uniform")
-    parser.add_argument("--n", type=int, default=defaults.n_samples, help="samples per sampler")
-    parser.add_argument("--n-finetune", type=int, default=defaults.n_finetune,
+    parser.add_argument("--n", type=_positive_int, default=defaults.n_samples, help="samples per sampler")
+    parser.add_argument("--n-finetune", type=_non_negative_int, default=defaults.n_finetune,
                         help="models per method that are fine-tuned")
     parser.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs,
                         help="fine-tuning epochs on the zoo's dataset")
     parser.add_argument("--transfer-epochs", type=int, default=defaults.transfer_epochs,
                         help="fine-tuning epochs on the paired dataset (digits <-> mnist-5k)")
-    parser.add_argument("--subsample-k", type=int, default=defaults.subsample_k,
+    parser.add_argument("--subsample-k", type=_non_negative_int, default=defaults.subsample_k,
                         help="candidates per sampler, of which the n best by validation accuracy are kept (0: off)")
     parser.add_argument("--bandwidth", type=_bandwidth, default=defaults.bandwidth, help=BANDWIDTH_HELP)
     parser.add_argument("--no-transfer", action="store_true", help="skip the transfer stage")
@@ -546,12 +576,39 @@ def _generate_report(args: argparse.Namespace) -> int:
 # --- entry point ----------------------------------------------------------------------------------------------
 
 
+# Config fields whose option is not the field name with dashes.
+FIELD_OPTIONS: dict[str, str] = {
+    "n_samples": "--n", "n_components": "--components", "fraction": "--top", "n_seeds": "--seeds",
+}
+
+
+def _field_options(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Map each config field that an option of ``parser`` sets to that option's long form, e.g. n_models -> --n-models."""
+    options = {}
+    for action in parser._actions:
+        long_forms = [o for o in action.option_strings if o.startswith("--")]
+        if long_forms:
+            options[action.dest] = long_forms[0]
+    for name, option in FIELD_OPTIONS.items():
+        if option in options.values():
+            options[name] = option
+    return options
+
+
+def _with_options(message: str, options: dict[str, str]) -> str:
+    """Rewrite the library's "field=value" in an error message as "--option value" for every field with an option."""
+    return re.sub(r"\b([a-z][a-z0-9_]*)=",
+                  lambda match: f"{options[match[1]]} " if match[1] in options else match[0], message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperrep", description=__doc__)
     parser.add_argument("--verbose", "-v", action="store_true", help="log at INFO level")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(subparsers.add_parser(name, help=help_text, description=help_text))
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        add_arguments(subparser)
+        subparser.set_defaults(field_options=_field_options(subparser))
     return parser
 
 
@@ -562,9 +619,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run = COMMANDS[args.command][2]
     try:
-        return run(args)
+        # Log lines go through tqdm.write, so they print above a progress bar instead of inside its line.
+        with logging_redirect_tqdm():
+            return run(args)
     except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"hyperrep {args.command}: error: {err}", file=sys.stderr)
+        print(f"hyperrep {args.command}: error: {_with_options(str(err), args.field_options)}", file=sys.stderr)
         return 2
 
 

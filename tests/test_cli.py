@@ -1,6 +1,8 @@
-"""Tests of how ``hyperrep train`` turns its options into an EncoderConfig."""
+"""Tests of the ``hyperrep`` command: how train builds its EncoderConfig, and its error output."""
 
-from hyperrep.cli import _train_config, build_parser
+import pytest
+
+from hyperrep.cli import _train_config, build_parser, main
 
 
 def train_config(*options: str):
@@ -30,3 +32,55 @@ def test_train_typed_default_beats_preset():
     assert config.latent_noise == 0.0
     assert config.gamma == 0.5
     assert config.epochs == 80
+
+
+def run_error(capsys, argv: list[str]) -> str:
+    """Run the command, which must fail with exit status 2, and return its stderr."""
+    try:
+        status = main(argv)
+    except SystemExit as error:
+        status = error.code
+    assert status == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "--n", "0"], "argument --n: 0 must be at least 1"),
+    (["sample", "--subsample-k", "-2"], "argument --subsample-k: -2 must be at least 0"),
+    (["zoo", "--n-models", "0"], "argument --n-models: 0 must be at least 1"),
+    (["demo", "--encoder-epochs", "0"], "argument --encoder-epochs: 0 must be at least 1"),
+])
+def test_count_options_reject_low_values(capsys, argv, message):
+    assert message in run_error(capsys, argv)
+
+
+def test_config_error_names_options(capsys, tmp_path):
+    err = run_error(capsys, ["train", "-w", str(tmp_path / "ws"), "--d-model", "30"])
+    assert "--d-model 30 must be a multiple of --n-heads 4" in err
+    assert "d_model" not in err
+
+
+def test_renamed_field_maps_to_option(capsys, tmp_path):
+    err = run_error(capsys, ["sample", "-w", str(tmp_path / "ws"), "--n", "5", "--subsample-k", "2"])
+    assert "--subsample-k 2 is below --n 5" in err
+    assert "n_samples" not in err
+
+
+def test_invalid_config_draws_no_bar(capsys, tmp_path):
+    err = run_error(capsys, ["zoo", "-w", str(tmp_path / "ws"), "--dropouts", "1"])
+    assert err.splitlines() == ["hyperrep zoo: error: --dropouts [1.0] must be a non-empty list of numbers in [0, 1)"]
+
+
+def test_zoo_mismatch_lists_options(capsys, tmp_path):
+    workspace = str(tmp_path / "ws")
+    assert main(["zoo", "-w", workspace, "--n-models", "2", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    err = run_error(capsys, ["zoo", "-w", workspace, "--n-models", "3", "--epochs", "1"])
+    assert "(stored -> requested: --n-models 2 -> 3)" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_help_has_no_rest_markup(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out

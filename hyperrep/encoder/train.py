@@ -35,6 +35,7 @@ from hyperrep.weights.tokens import TokenLayout
 from hyperrep.workspace import (
     Workspace, provenance, read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors,
 )
+from hyperrep.zoo.config import describe_config_changes
 from hyperrep.zoo.store import Zoo
 
 logger = logging.getLogger(__name__)
@@ -248,10 +249,13 @@ def train_encoder(
     if resume and checkpoint_path.is_file():
         saved = read_json(config_path)
         # Compared as configs, so a config.json written before a field was added still matches its default.
-        if EncoderConfig.from_dict(saved["config"]) != config:
+        stored = EncoderConfig.from_dict(saved["config"])
+        if stored != config:
+            changes = describe_config_changes(asdict(stored), asdict(config))
             raise ValueError(
-                f"encoder {name!r} in {workspace.root} was trained with a different config: "
-                "train under another name, or pass resume=False to start over"
+                f"encoder {name!r} in {workspace.root} was trained with another config "
+                f"(stored -> requested: {changes}): to resume it, pass its stored values; otherwise train under "
+                "another encoder name (CLI: --name), or restart it (CLI: --restart; Python: resume=False)"
             )
         tensors = read_tensors(checkpoint_path)
         model.load_state_dict(_split_tensors(tensors, "model."))
@@ -358,7 +362,7 @@ def load_encoder(
     if not (folder / "checkpoint.safetensors").is_file():
         raise FileNotFoundError(
             f"encoder {name!r} not found in {workspace.root} ({folder / 'checkpoint.safetensors'} is missing): "
-            "train it first with train_encoder or `hyperrep encoder`"
+            f"train it first with train_encoder or `hyperrep train --name {name}`"
         )
     saved = read_json(folder / "config.json")
     config = EncoderConfig.from_dict(saved["config"])

@@ -67,11 +67,19 @@ def latent_columns(table: pd.DataFrame) -> list[str]:
 def load_embeddings(workspace: Workspace, encoder_name: str = "default") -> pd.DataFrame:
     """Read ``embeddings/<encoder_name>.parquet`` (model_id, epoch, z0 ..)."""
     path = workspace.embeddings_dir / f"{encoder_name}.parquet"
-    if not path.is_file():
+    if path.is_file():
+        return read_parquet(path)
+    embedded = sorted(p.stem for p in workspace.embeddings_dir.glob("*.parquet"))
+    available = f"encoders with embeddings: {', '.join(embedded) or 'none'}"
+    if not (workspace.encoder_dir(encoder_name) / "checkpoint.safetensors").is_file():
         raise FileNotFoundError(
-            f"embeddings of encoder {encoder_name!r} not found ({path}): embed the zoo first with `hyperrep embed`"
+            f"encoder {encoder_name!r} not found in {workspace.root} ({available}): train it first with "
+            f"`hyperrep train --name {encoder_name}`, then embed the zoo with `hyperrep embed --encoder {encoder_name}`"
         )
-    return read_parquet(path)
+    raise FileNotFoundError(
+        f"encoder {encoder_name!r} has no embeddings ({path} not found; {available}): embed the zoo with "
+        f"`hyperrep embed --encoder {encoder_name}`"
+    )
 
 
 def checkpoint_table(zoo: Zoo, embeddings: pd.DataFrame) -> pd.DataFrame:
@@ -139,8 +147,20 @@ def anchors_from_query(table: pd.DataFrame, query: str) -> Anchors:
             f"query {query!r} failed ({type(err).__name__}: {err}): columns are {', '.join(map(str, table.columns))}"
         ) from err
     if rows.empty:
-        raise ValueError(f"query {query!r} matches no checkpoint: {EMPTY_SELECTION}")
+        raise ValueError(
+            f"query {query!r} matches none of the {len(table)} embedded checkpoints: loosen the query"
+            + _column_ranges(table, query)
+        )
     return _anchors(table, rows, f"query {query!r}")
+
+
+def _column_ranges(table: pd.DataFrame, query: str) -> str:
+    """Return "; among them, test_acc ranges from 0.1 to 0.9, ..." for the numeric columns that ``query`` names."""
+    ranges = []
+    for column in table.columns:
+        if re.search(rf"\b{re.escape(str(column))}\b", query) and pd.api.types.is_numeric_dtype(table[column]):
+            ranges.append(f"{column} ranges from {table[column].min():.4g} to {table[column].max():.4g}")
+    return "; among them, " + ", ".join(ranges) if ranges else ""
 
 
 def anchors_top_fraction(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
@@ -124,3 +124,24 @@ def draw_hyperparameters(config: ZooConfig) -> list[dict]:
             "lr": float(row["lr"]), "weight_decay": float(row["weight_decay"]), "dropout": float(row["dropout"]),
         })
     return out
+
+
+def describe_config_changes(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> str:
+    """Return the fields whose values differ as "field=stored -> requested", comma-separated.
+
+    Lists and tuples are written comma-joined, the form the CLI's list options read. Used in the errors that
+    reject resuming a zoo or an encoder with another config.
+    """
+    def text(value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return ",".join(str(v) for v in value)
+        return str(value)
+
+    changes = []
+    for name in [*requested, *(k for k in stored if k not in requested)]:
+        old, new = stored.get(name), requested.get(name)
+        if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+            old, new = list(old), list(new)
+        if old != new:
+            changes.append(f"{name}={text(old)} -> {text(new)}")
+    return ", ".join(changes)

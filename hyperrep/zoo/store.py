@@ -7,7 +7,7 @@ weights first, so an interrupted build resumes without losing or duplicating a m
 from __future__ import annotations
 
 import logging
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from hyperrep.workspace import (
     Workspace, provenance, read_json, read_parquet, read_tensors, write_json, write_parquet, write_tensors,
 )
 from hyperrep.zoo.architectures import build_model
-from hyperrep.zoo.config import ZooConfig
+from hyperrep.zoo.config import ZooConfig, describe_config_changes
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,11 @@ class Zoo:
             existing = _config_from_dict(read_json(path)["config"])
             # The training method changes speed, not the models, so a resume may use another one.
             if replace(existing, method=config.method) != config:
+                changes = describe_config_changes(asdict(existing), asdict(replace(config, method=existing.method)))
                 raise ValueError(
-                    f"workspace {workspace.root} already holds a zoo with a different config: "
-                    "use another workspace, or delete its zoo/ folder to rebuild"
+                    f"workspace {workspace.root} already contains a zoo with another config "
+                    f"(stored -> requested: {changes}): to resume or repair that zoo, pass its stored values; "
+                    "to build a new zoo, use another workspace or delete its zoo/ folder"
                 )
         else:
             write_json(path, {"config": config.__dict__, **provenance()})

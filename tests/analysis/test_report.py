@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from hyperrep.analysis.features import list_encoders
-from hyperrep.analysis.report import ReportConfig, probe_report
+from hyperrep.analysis.report import ReportConfig, _markdown, probe_report
 from hyperrep.cli import main
+from hyperrep.workspace import Workspace
 from hyperrep.zoo.store import Zoo
 
 pytestmark = pytest.mark.slow  # trains two encoders and runs about 90 probes: 20-40 s on a 2-core CPU
@@ -92,3 +93,18 @@ def test_report_without_embeddings(analysis_workspace):
 def test_report_unknown_encoder(analysis_workspace):
     with pytest.raises(FileNotFoundError, match="nope"):
         probe_report(analysis_workspace, ReportConfig(encoders=["nope"]))
+
+
+def test_missing_encoder_suggests_train(encoder_workspace):
+    with pytest.raises(FileNotFoundError, match="hyperrep train --name nope"):
+        probe_report(encoder_workspace, ReportConfig(encoders=["nope"]))
+
+
+def test_markdown_one_seed_singular(tmp_path):
+    summary = pd.DataFrame({
+        "target": ["epoch"] * 3, "features": ["W", "sW", "hyperrep"], "metric": ["r2"] * 3,
+        "mean": [0.5, 0.6, 0.7], "std": [0.0, 0.0, 0.0], "n_seeds": [1, 1, 1],
+    })
+    table = pd.DataFrame({"model_id": ["m0000", "m0001"], "epoch": [0, 0], "split": ["train", "test"]})
+    text = _markdown(summary, {}, Workspace(tmp_path / "ws"), table, ["default"], [])
+    assert "0.700 ± 0.000 (1 seed) |" in text

@@ -72,8 +72,11 @@ def test_resume_continues_after_interrupt(small_zoo):
 
 def test_resume_rejects_other_config(small_zoo):
     train_encoder(small_zoo, EncoderConfig(**{**QUICK, "epochs": 1}), name="other")
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match="another config") as raised:
         train_encoder(small_zoo, EncoderConfig(**{**QUICK, "epochs": 1, "latent_dim": 4}), name="other")
+    assert "latent_dim=8 -> 4" in str(raised.value)
+    assert "resume=False" in str(raised.value)
+    assert "--restart" in str(raised.value)
 
 
 def test_resume_accepts_older_config(small_zoo):

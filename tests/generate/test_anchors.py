@@ -7,6 +7,7 @@ from hyperrep.generate.anchors import (
     load_embeddings, parse_keys,
 )
 from hyperrep.generate.samplers import SamplerConfig, sample_latents
+from hyperrep.workspace import Workspace
 from hyperrep.zoo.store import Zoo
 
 
@@ -44,8 +45,11 @@ def test_empty_selection_rejected(table):
 
 
 def test_query_without_match_rejected(table):
-    with pytest.raises(ValueError, match="selection is empty"):
+    with pytest.raises(ValueError, match="matches none of the") as raised:
         anchors_from_query(table, "test_acc > 2")
+    assert "loosen the query" in str(raised.value)
+    assert "test_acc ranges from" in str(raised.value)
+    assert "selection is empty" not in str(raised.value)
 
 
 def test_bad_query_names_columns(table):
@@ -88,3 +92,18 @@ def test_subset_keeps_latents_aligned(table):
     assert list(subset.keys["model_id"]) == ["m0001", "m0003"]
     assert subset.latents.tolist() == anchors.latents[[0, 2]].tolist()
     assert subset.source.endswith("a test subset (2 of 3)")
+
+
+def test_missing_encoder_suggests_train(digits_encoder):
+    with pytest.raises(FileNotFoundError, match="hyperrep train --name nope") as raised:
+        load_embeddings(digits_encoder, "nope")
+    assert "encoders with embeddings: default" in str(raised.value)
+
+
+def test_unembedded_encoder_suggests_embed(tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.encoder_dir("trained").mkdir(parents=True)
+    (workspace.encoder_dir("trained") / "checkpoint.safetensors").touch()
+    with pytest.raises(FileNotFoundError, match="hyperrep embed --encoder trained") as raised:
+        load_embeddings(workspace, "trained")
+    assert "hyperrep train" not in str(raised.value)

@@ -59,8 +59,11 @@ def test_invalid_config_names_value():
 def test_different_config_in_same_workspace(tmp_path):
     workspace = Workspace(tmp_path / "ws")
     build_zoo(workspace, ZooConfig(n_models=2, epochs=1))
-    with pytest.raises(ValueError, match="different config"):
-        build_zoo(workspace, ZooConfig(n_models=3, epochs=1))
+    with pytest.raises(ValueError, match="another config") as raised:
+        build_zoo(workspace, ZooConfig(n_models=3, epochs=1, learning_rates=[0.01], method="loop"))
+    assert "n_models=2 -> 3" in str(raised.value)
+    assert "learning_rates=0.001,0.003,0.01,0.03 -> 0.01" in str(raised.value)
+    assert "method" not in str(raised.value)
 
 
 def test_diverged_model_is_kept_with_status(tmp_path):
