@@ -8,9 +8,10 @@ Then it measures, each in a fresh process where it matters:
 
 - server time (Streamlit's AppTest, so no browser): the Explore page's first run in a new process, a rerun with
   warm caches, and a rerun with a selection of ``--selection`` checkpoints in session state;
-- in headless Chromium against ``streamlit run`` on 127.0.0.1: from opening /explore to the drawn map, from
-  releasing a lasso to the listed model ids, and from pressing "Sample" to the first evaluated sample, once at
-  once after opening the Sample page (its worker is still starting) and once with the worker running.
+- in headless Chromium against ``streamlit run`` on 127.0.0.1: from opening /explore to the drawn map, and from
+  releasing a lasso to the listed model ids;
+- in the same browser, from pressing "Sample" to the first evaluated sample: once right after the Sample page
+  opens (its worker is still starting), and once with the worker running.
 
 Every figure is printed and appended to bench/results.jsonl.
 """

@@ -27,16 +27,22 @@ def require_workspace() -> Workspace:
     return workspace
 
 
+def _stop_with(message: str, page: str, label: str, icon: str) -> None:
+    """Show ``message`` with a link to ``page`` and stop the script run."""
+    st.info(message)
+    st.page_link(page, label=label, icon=icon)
+    st.stop()
+
+
 def require_zoo(workspace: Workspace) -> pd.DataFrame:
     """Return the zoo table, or stop with a message on how to build the zoo."""
     table = data.zoo_table(workspace)
     if table is None:
-        st.info(
+        _stop_with(
             f"Workspace **{workspace.name}** has no zoo yet. Build one on the **Zoo** page, or run "
-            f"`hyperrep zoo --workspace {workspace.root}`."
+            f"`hyperrep zoo --workspace {workspace.root}`.",
+            "app_pages/zoo.py", "Go to the Zoo page", ":material/science:",
         )
-        st.page_link("app_pages/zoo.py", label="Go to the Zoo page", icon=":material/science:")
-        st.stop()
     return table
 
 
@@ -45,12 +51,11 @@ def require_encoder(workspace: Workspace) -> str:
     to train one."""
     names = data.encoder_names(workspace)
     if not names:
-        st.info(
+        _stop_with(
             f"Workspace **{workspace.name}** has no encoder yet. Train one on the **Encoder** page, or run "
-            f"`hyperrep train --workspace {workspace.root}`."
+            f"`hyperrep train --workspace {workspace.root}`.",
+            "app_pages/encoder.py", "Go to the Encoder page", ":material/model_training:",
         )
-        st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
-        st.stop()
     current = st.session_state.get(state.ENCODER)
     if current not in names:
         current = names[0]
@@ -63,10 +68,9 @@ def require_embeddings(workspace: Workspace, encoder: str) -> pd.DataFrame:
     """Return the embeddings of ``encoder``, or stop with a message on how to compute them."""
     table = data.embeddings(workspace, encoder)
     if table is None:
-        st.info(
+        _stop_with(
             f"The zoo is not embedded with encoder **{encoder}** yet. Embed it with **Embed the zoo** on the "
-            f"**Encoder** page, or run `hyperrep embed --workspace {workspace.root} --encoder {encoder}`."
+            f"**Encoder** page, or run `hyperrep embed --workspace {workspace.root} --encoder {encoder}`.",
+            "app_pages/encoder.py", "Go to the Encoder page", ":material/model_training:",
         )
-        st.page_link("app_pages/encoder.py", label="Go to the Encoder page", icon=":material/model_training:")
-        st.stop()
     return table

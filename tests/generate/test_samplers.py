@@ -126,10 +126,10 @@ def test_accuracy_bandwidth_is_widest_that_keeps_score():
     out = sample_latents(_latents(20), SamplerConfig(method="kde", bandwidth="accuracy", seed=0), score=_score)
     scores = {float(b): s for b, s in out.info["bandwidth_scores"].items()}
     best = max(scores.values())
-    kept = [b for b, s in scores.items() if s >= best - (1 - ACCURACY_KEEP) * abs(best)]
+    qualifying = [b for b, s in scores.items() if s >= best - (1 - ACCURACY_KEEP) * abs(best)]
     assert out.info["bandwidth_method"] == "accuracy"
     assert sorted(scores) == sorted(ACCURACY_GRID)
-    assert out.info["bandwidth"] == max(kept)
+    assert out.info["bandwidth"] == max(qualifying)
 
 
 def test_accuracy_bandwidth_with_flat_score_is_widest():

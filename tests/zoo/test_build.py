@@ -86,13 +86,13 @@ def test_corrupt_weights_hint_rebuilds_only_that_model(tmp_path):
     config = ZooConfig(n_models=2, epochs=1)
     zoo = build_zoo(workspace, config)
     zoo.weights_path("m0000").write_bytes(b"not a safetensors file")
-    kept = zoo.weights_path("m0001").stat().st_mtime_ns
+    other_mtime = zoo.weights_path("m0001").stat().st_mtime_ns
     with pytest.raises(ValueError, match="rerun `hyperrep zoo` with the same options"):
         zoo.checkpoints("m0000")
     zoo.weights_path("m0000").unlink()
     rebuilt = build_zoo(workspace, config)
     assert set(rebuilt.checkpoints("m0000")) == {0, 1}
-    assert zoo.weights_path("m0001").stat().st_mtime_ns == kept
+    assert zoo.weights_path("m0001").stat().st_mtime_ns == other_mtime
 
 
 @pytest.mark.slow
