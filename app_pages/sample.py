@@ -9,7 +9,7 @@ import streamlit as st
 from hyperrep.analysis.projection import ProjectionConfig, place_points
 from hyperrep.generate.anchors import anchors_from_keys, anchors_top_fraction, checkpoint_table
 from hyperrep.generate.evaluate import Recipe
-from hyperrep.generate.sample import load_samples, random_init_accuracies, sample_key, save_as_zoo
+from hyperrep.generate.sample import load_samples, random_init_accuracies, run_key, save_as_zoo
 from hyperrep.generate.samplers import METHODS, MIN_POINTS, SamplerConfig, check_anchor_count
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.store import Zoo
@@ -82,7 +82,7 @@ else:
         else:
             params = {"encoder_name": encoder, "keys": anchor_set.keys.values.tolist(), "sampler": asdict(config)}
             job_id = jobs.submit(workspace, SAMPLE_JOB, params)
-            st.session_state[state.SAMPLE_KEY] = sample_key(anchor_set, config, encoder)
+            st.session_state[state.SAMPLE_KEY] = run_key(workspace, anchor_set, config, encoder)
             st.toast(f"Sampling job {job_id} queued")
 
 jobs.job_panel(workspace, [SAMPLE_JOB], key="sample")

@@ -84,3 +84,11 @@ def test_help_has_no_rest_markup(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "``" not in capsys.readouterr().out
+
+
+def test_project_unknown_encoder_hint(capsys, digits_encoder):
+    code = main(["project", "-w", str(digits_encoder.root), "--encoder", "nope"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "available encoders: default" in err
+    assert "`hyperrep train --name nope` and `hyperrep embed --encoder nope`" in err

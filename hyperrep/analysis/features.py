@@ -178,8 +178,8 @@ def load_embeddings(workspace: Workspace | str | Path, encoder_name: str = "defa
         available = list_encoders(workspace)
         raise FileNotFoundError(
             f"no embeddings of encoder {encoder_name!r} ({path} not found); "
-            + (f"available encoders: {', '.join(available)}" if available
-               else "train an encoder and embed the zoo first")
+            + (f"available encoders: {', '.join(available)}; " if available else "")
+            + f"to make them, run `hyperrep train --name {encoder_name}` and `hyperrep embed --encoder {encoder_name}`"
         )
     table = read_parquet(path)
     columns = embedding_columns(table)

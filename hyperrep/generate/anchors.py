@@ -185,29 +185,39 @@ def anchors_top_fraction(
     return _anchors(table, rows, f"top {fraction:.0%} by {metric} at epoch {epoch} ({n} of {n_models} models)")
 
 
+def stored_projection_key(workspace: Workspace, encoder_name: str = "default") -> str | None:
+    """Return the key of the newest complete 2-D projection of ``encoder_name``'s embeddings, or None.
+
+    A projection is complete once the ``.json`` beside its ``projections/<key>.parquet`` exists.
+    """
+    infos = sorted(workspace.projections_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for info_path in infos:
+        config = read_json(info_path).get("config", {})
+        if (config.get("encoder") == encoder_name and config.get("n_components", 2) == 2
+                and info_path.with_suffix(".parquet").is_file()):
+            return info_path.stem
+    return None
+
+
 def stored_projection(workspace: Workspace, encoder_name: str = "default", key: str | None = None) -> pd.DataFrame:
     """Read a stored 2-D projection of the encoder's embeddings: model_id, epoch, x, y, cluster, ...
 
     ``key`` names ``projections/<key>.parquet``; by default the newest complete 2-D projection of
-    ``encoder_name`` is taken (a projection is complete once its ``.json`` beside it exists).
+    ``encoder_name`` is taken (see ``stored_projection_key``).
     """
-    if key is not None:
-        path = workspace.projections_dir / f"{key}.parquet"
-        if not path.is_file():
+    if key is None:
+        key = stored_projection_key(workspace, encoder_name)
+        if key is None:
             raise FileNotFoundError(
-                f"projection {key!r} not found ({path}): compute it with `hyperrep project` or pass another key"
+                f"no 2-D projection of encoder {encoder_name!r} in {workspace.projections_dir}: compute one first "
+                "(`hyperrep project`)"
             )
-        return read_parquet(path)
-    infos = sorted(workspace.projections_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for info_path in infos:
-        config = read_json(info_path).get("config", {})
-        parquet = info_path.with_suffix(".parquet")
-        if config.get("encoder") == encoder_name and config.get("n_components", 2) == 2 and parquet.is_file():
-            return read_parquet(parquet)
-    raise FileNotFoundError(
-        f"no 2-D projection of encoder {encoder_name!r} in {workspace.projections_dir}: compute one first "
-        "(`hyperrep project`)"
-    )
+    path = workspace.projections_dir / f"{key}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"projection {key!r} not found ({path}): compute it with `hyperrep project` or pass another key"
+        )
+    return read_parquet(path)
 
 
 def anchors_from_cluster(

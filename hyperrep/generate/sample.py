@@ -23,7 +23,7 @@ import torch
 
 from hyperrep.device import cpu_threads, get_device
 from hyperrep.generate.anchors import (
-    Anchors, checkpoint_table, latent_columns, load_embeddings, stored_projection,
+    Anchors, checkpoint_table, latent_columns, load_embeddings, stored_projection, stored_projection_key,
 )
 from hyperrep.generate.evaluate import (
     Recipe, accuracies, anchor_recipe, build_modules, predict, random_init_state_dicts,
@@ -80,29 +80,41 @@ class SampleResult:
     info: dict = field(default_factory=dict)
 
 
-def sample_key(anchors: Anchors, config: SamplerConfig, encoder_name: str) -> str:
+def sample_key(anchors: Anchors, config: SamplerConfig, encoder_name: str, projection_key: str | None = None) -> str:
     """Return the key of a sampling run: a hash of anchors, their latents, encoder name and sampler config.
 
-    The latents are part of the key, so re-embedding with a retrained encoder gives a new key.
+    The latents are part of the key, so re-embedding with a retrained encoder gives a new key. Neighbourhood
+    sampling also depends on the 2-D map it searches: ``projection_key`` is the stored projection it uses
+    (``stored_projection_key``), None for the PCA fallback. Other methods ignore it.
     """
-    payload = json.dumps({
-        "anchors": sorted(anchors.key_strings()), "encoder": encoder_name, "sampler": asdict(config),
-    }, sort_keys=True)
-    digest = hashlib.sha256(payload.encode())
+    payload = {"anchors": sorted(anchors.key_strings()), "encoder": encoder_name, "sampler": asdict(config)}
+    if config.method == "neighbourhood":
+        payload["projection"] = projection_key
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
     digest.update(anchors.latents.detach().cpu().float().numpy().round(5).tobytes())
     return digest.hexdigest()[:16]
 
 
-def load_projection(workspace: Workspace, encoder_name: str, table: pd.DataFrame, anchors: Anchors) -> Projection:
+def run_key(workspace: Workspace | str | Path, anchors: Anchors, config: SamplerConfig, encoder_name: str) -> str:
+    """Return the key ``sample_models`` gives this run in ``workspace`` now: ``sample_key`` with the projection
+    that neighbourhood sampling would use."""
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    projection = stored_projection_key(workspace, encoder_name) if config.method == "neighbourhood" else None
+    return sample_key(anchors, config, encoder_name, projection)
+
+
+def load_projection(workspace: Workspace, encoder_name: str, table: pd.DataFrame, anchors: Anchors,
+                    key: str | None = None) -> Projection:
     """Return the 2-D coordinates of every embedded checkpoint for neighbourhood sampling.
 
-    Uses the newest stored 2-D projection of the encoder when it covers the anchors. Without one, it falls back
-    to a 2-D PCA of the latents, logs a warning and records the fallback in the projection's name.
+    Uses the stored projection ``key`` (default: the newest stored 2-D projection of the encoder) when it covers
+    the anchors. Without one, it falls back to a 2-D PCA of the latents, logs a warning and records the fallback
+    in the projection's name.
     """
     latents = table[latent_columns(table)].to_numpy(dtype=np.float64)  # (n_checkpoints, latent_dim)
     keys = table[["model_id", "epoch"]]
     try:
-        stored = stored_projection(workspace, encoder_name)
+        stored = stored_projection(workspace, encoder_name, key)
     except FileNotFoundError:
         stored = None
     if stored is not None:
@@ -287,7 +299,8 @@ def _sample_models(workspace: Workspace | str | Path, anchors: Anchors, config: 
 
     config.validate()
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    key = sample_key(anchors, config, encoder_name)
+    projection_key = stored_projection_key(workspace, encoder_name) if config.method == "neighbourhood" else None
+    key = sample_key(anchors, config, encoder_name, projection_key)
     folder = workspace.samples_dir / key
     if (folder / "config.json").is_file() and read_json(folder / "config.json").get("status") == "complete":
         logger.info("reusing sampling run %s", key)
@@ -307,7 +320,7 @@ def _sample_models(workspace: Workspace | str | Path, anchors: Anchors, config: 
     projection = None
     if config.method == "neighbourhood":
         table = checkpoint_table(zoo, load_embeddings(workspace, encoder_name))
-        projection = load_projection(workspace, encoder_name, table, centres)
+        projection = load_projection(workspace, encoder_name, table, centres, projection_key)
     if progress is not None:
         progress(0, config.n_samples, f"drawing {config.subsample_k or config.n_samples} latents ({config.method})")
     drawn = sample_latents(centres.latents, config, score=val_accuracy, projection=projection)

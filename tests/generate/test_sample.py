@@ -11,7 +11,7 @@ from hyperrep.generate.anchors import (
 )
 from hyperrep.generate.evaluate import finetune
 from hyperrep.generate.sample import (
-    EVALUATION_COLUMNS, list_samples, load_projection, load_samples, sample_models, save_as_zoo,
+    EVALUATION_COLUMNS, list_samples, load_projection, load_samples, run_key, sample_models, save_as_zoo,
 )
 from hyperrep.generate.samplers import SamplerConfig
 from hyperrep.workspace import Workspace, read_json, write_json, write_parquet
@@ -172,3 +172,21 @@ def test_one_anchor_neighbourhood(digits_encoder):
     result = sample_models(digits_encoder, anchors, SamplerConfig(method="neighbourhood", n_samples=2, seed=0))
     assert len(result.evaluations) == 2
     assert result.info["sampler_info"]["projection"].startswith("PCA")
+
+
+def test_neighbourhood_key_follows_projection(digits_encoder, tmp_path):
+    import shutil
+
+    workspace = Workspace(tmp_path / "copy")
+    shutil.copytree(digits_encoder.root, workspace.root, ignore=shutil.ignore_patterns("samples", "projections"))
+    table = checkpoint_table(Zoo(workspace), load_embeddings(workspace))
+    anchors = anchors_from_keys(table, [("m0002", 4), ("m0003", 4)])
+    config = SamplerConfig(method="neighbourhood", n_samples=2, seed=0)
+    before = sample_models(workspace, anchors, config)
+    assert before.info["sampler_info"]["projection"].startswith("PCA")
+
+    _write_projection(workspace, table)
+    assert run_key(workspace, anchors, config, "default") != before.key
+    after = sample_models(workspace, anchors, config)
+    assert after.key == run_key(workspace, anchors, config, "default")
+    assert after.info["sampler_info"]["projection"] == "stored UMAP projection"
