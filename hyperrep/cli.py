@@ -429,6 +429,9 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=None,
                         help="number of encoder seeds the report needs; missing ones are trained with new seeds "
                              "(default: as many as there are)")
+    parser.add_argument("--readout", choices=("tokens", "latent"), default="tokens",
+                        help="hyper-rep features: the latent plus each encoder's pooled token states (tokens, "
+                             "recomputed from the encoder), or the stored latent only (latent); default: tokens")
 
 
 @command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)
@@ -437,8 +440,8 @@ def _report(args: argparse.Namespace) -> int:
 
     bar = TqdmProgress("probes", unit="probe")
     try:
-        report = probe_report(_existing_workspace(args.workspace), ReportConfig(encoders=args.encoders, n_seeds=args.seeds),
-                              progress=bar)
+        config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout)
+        report = probe_report(_existing_workspace(args.workspace), config, progress=bar)
     finally:
         bar.close()
     print(report.paths["markdown"].read_text())

@@ -34,6 +34,11 @@ FEATURE_SETS: tuple[str, ...] = ("W", "sW", "hyperrep")
 FEATURE_LABELS: dict[str, str] = {"W": "W", "sW": "s(W)", "hyperrep": "hyper-rep"}
 METRIC_LABELS: dict[str, str] = {"r2": "R²", "kendall_tau": "Kendall τ", "accuracy": "accuracy"}
 REPORT_COLUMNS: tuple[str, ...] = ("target", "features", "metric", "mean", "std", "n_seeds")
+READOUTS: tuple[str, ...] = ("tokens", "latent")
+READOUT_LABELS: dict[str, str] = {
+    "tokens": "the latent and, after each encoder block, the mean and std of every layer's token states",
+    "latent": "the stored latent",
+}
 
 
 @dataclass
@@ -43,10 +48,22 @@ class ReportConfig:
     ``encoders`` are the names under ``embeddings/`` (None: all of them). ``n_seeds`` is the number of encoders
     the report needs (None: as many as there are). When there are fewer, the report trains and embeds more
     encoders with other seeds first (see ``train_missing_encoders``).
+
+    ``readout`` is what the hyper-rep column probes. "latent" reads the stored embeddings. "tokens" (the
+    default) recomputes, from each encoder, the latent followed by its pooled token states
+    (``HyperAutoencoder.readout``), and needs the encoder's checkpoint.
     """
 
     encoders: list[str] | None = None
     n_seeds: int | None = None
+    readout: str = "tokens"
+
+    def validate(self) -> None:
+        """Raise ValueError for an unknown readout or a seed count below 1."""
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout={self.readout!r} is unknown: use one of {', '.join(READOUTS)}")
+        if self.n_seeds is not None and self.n_seeds < 1:
+            raise ValueError(f"n_seeds={self.n_seeds} must be at least 1")
 
 
 @dataclass
@@ -134,7 +151,7 @@ def train_missing_encoders(
 
 
 def _feature_matrices(
-    zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str],
+    zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str], readout: str = "latent",
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
     """Return the checkpoints every feature set covers and, per (features, encoder), the aligned matrix."""
     keys = table.loc[:, list(KEY_COLUMNS)]
@@ -153,8 +170,23 @@ def _feature_matrices(
 
     matrices = {("W", ""): flat_weights(zoo, keys), ("sW", ""): weight_statistics(zoo, keys)}
     for encoder, embeddings in embedded.items():
-        _, matrices[("hyperrep", encoder)] = split_features(keys.merge(embeddings, on=list(KEY_COLUMNS)))
+        if readout == "tokens":
+            matrices[("hyperrep", encoder)] = _token_readout(zoo, workspace, encoder, keys)
+        else:
+            _, matrices[("hyperrep", encoder)] = split_features(keys.merge(embeddings, on=list(KEY_COLUMNS)))
     return keys, matrices
+
+
+def _token_readout(zoo: Zoo, workspace: Workspace, encoder: str, keys: pd.DataFrame) -> np.ndarray:
+    """Return encoder ``encoder``'s readout features of the checkpoints ``keys``, in order."""
+    from hyperrep.encoder.embed import readout_zoo
+
+    if not (workspace.encoder_dir(encoder) / "checkpoint.safetensors").is_file():
+        raise FileNotFoundError(
+            f"encoder {encoder!r} has embeddings but no checkpoint in {workspace.encoder_dir(encoder)}, and the "
+            "token readout needs it: probe its stored latent with `hyperrep report --readout latent`"
+        )
+    return readout_zoo(zoo, workspace, encoder, keys)
 
 
 def _run_probe_quietly(matrix: np.ndarray, table: pd.DataFrame, target: Target) -> tuple[ProbeResult, int]:
@@ -187,7 +219,7 @@ def _summarise(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspace, table: pd.DataFrame,
-              encoders: list[str], targets: list[Target]) -> str:
+              encoders: list[str], targets: list[Target], readout: str) -> str:
     """Return the report as Markdown: rows are target and metric, columns the feature sets as mean ± std."""
     n_models = table.groupby("split")["model_id"].nunique()
     transforms = {t.name: t.transform for t in targets if t.transform != "none"}
@@ -199,6 +231,7 @@ def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspa
         + ". Scores are on the test models.",
         f"Encoders (one seed each): {', '.join(encoders) if encoders else 'none'}. "
         "W and s(W) are deterministic, so their std is 0 over 1 seed.",
+        f"Hyper-rep features: {READOUT_LABELS[readout]}.",
     ]
     if transforms:
         lines.append("Regressed on log10: " + ", ".join(sorted(transforms)) + ".")
@@ -248,6 +281,7 @@ def probe_report(
     start = time.perf_counter()
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     config = config if config is not None else ReportConfig()
+    config.validate()
     zoo = Zoo(workspace)
     encoders = _encoders(workspace, config)
     if config.n_seeds is not None and len(encoders) < config.n_seeds:
@@ -255,7 +289,7 @@ def probe_report(
     if not encoders:
         logger.warning("workspace %s has no embeddings: the report has W and s(W) only", workspace.name)
     table = _checkpoint_table(zoo)
-    keys, matrices = _feature_matrices(zoo, workspace, table, encoders)
+    keys, matrices = _feature_matrices(zoo, workspace, table, encoders, config.readout)
     table = keys.merge(table, on=list(KEY_COLUMNS))
 
     targets, skipped = [], {}
@@ -304,7 +338,8 @@ def probe_report(
         write_parquet(paths["predictions"] / f"{target.name}-{target.task}.parquet", pd.concat(frames))
     write_parquet(reports_dir / "scores.parquet", scores)
     write_text(paths["csv"], summary.to_csv(index=False, float_format="%.6g"))
-    write_text(paths["markdown"], _markdown(summary, skipped, workspace, table, encoders, targets))
+    write_text(paths["markdown"], _markdown(summary, skipped, workspace, table, encoders, targets,
+                                                   config.readout))
     write_json(paths["json"], {
         "config": asdict(config), "encoders": encoders, "targets": [asdict(t) for t in targets],
         "skipped": skipped, "n_checkpoints": len(table), "seconds": round(time.perf_counter() - start, 3),

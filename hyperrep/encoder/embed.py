@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -52,6 +53,47 @@ def encode(
     if not out:
         return torch.zeros(0, model.config.latent_dim)
     return torch.cat(out)
+
+
+@torch.no_grad()
+def readout(
+    model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor, batch_size: int = 512
+) -> torch.Tensor:
+    """Map raw tokens (n_models, n_tokens, token_dim) to ``HyperAutoencoder.readout`` features
+    (n_models, readout_dim) on the CPU, in eval mode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(tokens), batch_size):
+        batch = normaliser.transform(tokens[start:start + batch_size].to(device))  # (B, n_tokens, token_dim)
+        out.append(model.readout(batch).float().cpu())  # (B, readout_dim)
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, model.readout_dim)
+
+
+def readout_zoo(zoo: Zoo, workspace: Workspace, encoder_name: str, keys: pd.DataFrame,
+                batch_size: int = 512) -> np.ndarray:
+    """Return the readout features (len(keys), readout_dim) of the checkpoints ``keys`` (model_id, epoch), in order.
+
+    Nothing is stored: the features are wide (thousands of columns), so they are recomputed from the encoder.
+    """
+    model, normaliser, layout, _ = load_encoder(workspace, encoder_name)
+    model.to(get_device())
+    model_ids = list(dict.fromkeys(keys["model_id"]))
+    rows, parts = [], []
+    models_per_chunk = max(1, batch_size // max(1, len(zoo.epochs)))
+    for start in range(0, len(model_ids), models_per_chunk):
+        tokens, index = zoo_tokens(zoo, layout, model_ids=model_ids[start:start + models_per_chunk])
+        rows.append(index)
+        parts.append(readout(model, normaliser, tokens, batch_size).numpy())
+    index = pd.concat(rows, ignore_index=True).reset_index(names="row")
+    aligned = keys[["model_id", "epoch"]].merge(index, on=["model_id", "epoch"], how="left")
+    if aligned["row"].isna().any():
+        missing = aligned[aligned["row"].isna()].head(3)[["model_id", "epoch"]].to_records(index=False).tolist()
+        raise ValueError(f"checkpoints {missing} not found in zoo {zoo.dir}: embed the zoo again with "
+                         f"`hyperrep embed --encoder {encoder_name}` so its embeddings match the zoo")
+    return np.concatenate(parts)[aligned["row"].to_numpy(dtype=np.int64)]
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from hyperrep.analysis.features import list_encoders
-from hyperrep.analysis.report import ReportConfig, _markdown, probe_report
+from hyperrep.analysis.report import ReportConfig, _checkpoint_table, _feature_matrices, _markdown, probe_report
 from hyperrep.cli import main
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.store import Zoo
@@ -67,6 +67,7 @@ def test_report_markdown(report_run, encoder_workspace):
     assert "| target | metric | W | s(W) | hyper-rep |" in text
     assert "| test_acc | R² |" in text
     assert f"({N_SEEDS} seeds)" in text
+    assert "Hyper-rep features: the latent and, after each encoder block" in text
 
 
 def test_report_predictions(report_run, encoder_workspace):
@@ -106,5 +107,31 @@ def test_markdown_one_seed_singular(tmp_path):
         "mean": [0.5, 0.6, 0.7], "std": [0.0, 0.0, 0.0], "n_seeds": [1, 1, 1],
     })
     table = pd.DataFrame({"model_id": ["m0000", "m0001"], "epoch": [0, 0], "split": ["train", "test"]})
-    text = _markdown(summary, {}, Workspace(tmp_path / "ws"), table, ["default"], [])
+    text = _markdown(summary, {}, Workspace(tmp_path / "ws"), table, ["default"], [], "tokens")
     assert "0.700 ± 0.000 (1 seed) |" in text
+
+
+def test_readouts_share_latent(encoder_workspace):
+    zoo = Zoo(encoder_workspace)
+    table = _checkpoint_table(zoo)
+    _, latent = _feature_matrices(zoo, encoder_workspace, table, ["tiny"], "latent")
+    keys, tokens = _feature_matrices(zoo, encoder_workspace, table, ["tiny"], "tokens")
+    latent_dim = latent[("hyperrep", "tiny")].shape[1]
+    assert tokens[("hyperrep", "tiny")].shape[0] == len(keys)
+    assert tokens[("hyperrep", "tiny")].shape[1] > latent_dim
+    assert abs(tokens[("hyperrep", "tiny")][:, :latent_dim] - latent[("hyperrep", "tiny")]).max() < 1e-4
+
+
+def test_unknown_readout_rejected(analysis_workspace):
+    with pytest.raises(ValueError, match="readout='pooled' is unknown: use one of tokens, latent"):
+        probe_report(analysis_workspace, ReportConfig(readout="pooled"))
+
+
+def test_token_readout_needs_checkpoint(encoder_workspace, tmp_path):
+    import shutil
+
+    workspace = Workspace(tmp_path / "ws")
+    shutil.copytree(encoder_workspace.zoo_dir, workspace.zoo_dir)
+    shutil.copytree(encoder_workspace.embeddings_dir, workspace.embeddings_dir)
+    with pytest.raises(FileNotFoundError, match="hyperrep report --readout latent"):
+        probe_report(workspace, ReportConfig(encoders=["tiny"]))

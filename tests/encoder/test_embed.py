@@ -1,9 +1,12 @@
 """Tests of embedding a zoo and of decoding latents back to working networks."""
 
+import numpy as np
+import pandas as pd
+import pytest
 import torch
 
 from hyperrep.encoder.data import zoo_tokens
-from hyperrep.encoder.embed import decode, embed_zoo, encode, latent_columns
+from hyperrep.encoder.embed import decode, embed_zoo, encode, latent_columns, readout, readout_zoo
 from hyperrep.workspace import read_parquet
 
 
@@ -36,3 +39,29 @@ def test_decode_encode_keeps_accuracy(small_zoo, overfit_run):
             module.load_state_dict(state_dict)
             decoded = (module(x).argmax(1) == y).float().mean().item()
         assert decoded > original - 0.05, model_id
+
+
+def test_readout_latent_first_in_order(small_zoo, overfit_run):
+    table = embed_zoo(small_zoo, encoder_name="overfit")
+    keys = table[["model_id", "epoch"]].sample(frac=1.0, random_state=0).reset_index(drop=True)
+    features = readout_zoo(small_zoo, small_zoo.workspace, "overfit", keys)
+    assert features.shape == (len(keys), overfit_run.model.readout_dim)
+    expected = keys.merge(table, on=["model_id", "epoch"])[latent_columns(overfit_run.config.latent_dim)]
+    np.testing.assert_allclose(features[:, :overfit_run.config.latent_dim], expected.to_numpy(), atol=1e-5)
+
+
+def test_readout_pools_each_layer(small_zoo, overfit_run):
+    tokens, _ = zoo_tokens(small_zoo, overfit_run.layout, "train", epochs=[3])
+    features = readout(overfit_run.model, overfit_run.normaliser, tokens)
+    assert torch.isfinite(features).all()
+    assert features.shape == (len(tokens), overfit_run.model.readout_dim)
+    # Every std column is non-negative: columns after the latent alternate mean and std blocks of d_model.
+    d_model, latent_dim = overfit_run.config.d_model, overfit_run.config.latent_dim
+    blocks = features[:, latent_dim:].reshape(len(tokens), -1, 2, d_model)
+    assert (blocks[:, :, 1] >= 0).all()
+
+
+def test_readout_missing_checkpoint_named(small_zoo, overfit_run):
+    keys = pd.DataFrame({"model_id": ["m0000"], "epoch": [99]})
+    with pytest.raises(ValueError, match=r"checkpoints \[\('m0000', 99\)\] not found"):
+        readout_zoo(small_zoo, small_zoo.workspace, "overfit", keys)
