@@ -35,6 +35,23 @@ def latent_columns(latent_dim: int) -> list[str]:
 
 
 @torch.no_grad()
+def _map_batches(
+    model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor, batch_size: int,
+    function: Callable[[torch.Tensor], torch.Tensor], width: int,
+) -> torch.Tensor:
+    """Apply ``function`` to normalised token batches on the model's device in eval mode; return (n, width) on
+    the CPU."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(tokens), batch_size):
+        batch = normaliser.transform(tokens[start:start + batch_size].to(device))  # (B, n_tokens, token_dim)
+        out.append(function(batch).float().cpu())  # (B, width)
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, width)
+
+
 def encode(
     model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor, batch_size: int = 512
 ) -> torch.Tensor:
@@ -42,34 +59,15 @@ def encode(
 
     Runs on the model's device, in eval mode, without augmentation.
     """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(tokens), batch_size):
-        batch = normaliser.transform(tokens[start:start + batch_size].to(device))  # (B, n_tokens, token_dim)
-        out.append(model.encode(batch).float().cpu())  # (B, latent_dim)
-    model.train(was_training)
-    if not out:
-        return torch.zeros(0, model.config.latent_dim)
-    return torch.cat(out)
+    return _map_batches(model, normaliser, tokens, batch_size, model.encode, model.config.latent_dim)
 
 
-@torch.no_grad()
 def readout(
     model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor, batch_size: int = 512
 ) -> torch.Tensor:
     """Map raw tokens (n_models, n_tokens, token_dim) to ``HyperAutoencoder.readout`` features
     (n_models, readout_dim) on the CPU, in eval mode."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(tokens), batch_size):
-        batch = normaliser.transform(tokens[start:start + batch_size].to(device))  # (B, n_tokens, token_dim)
-        out.append(model.readout(batch).float().cpu())  # (B, readout_dim)
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, model.readout_dim)
+    return _map_batches(model, normaliser, tokens, batch_size, model.readout, model.readout_dim)
 
 
 def readout_zoo(zoo: Zoo, workspace: Workspace, encoder_name: str, keys: pd.DataFrame,
