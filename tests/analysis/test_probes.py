@@ -36,6 +36,20 @@ def test_ridge_chooses_alpha_from_grid(linear_data):
     assert probe.val_scores_[0] >= probe.val_scores_[2]
 
 
+def test_ridge_scores_match_single_fits(linear_data):
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+
+    X, y = linear_data
+    y = y + np.random.default_rng(2).normal(scale=5.0, size=len(y))  # noise, so the alphas score differently
+    alphas = (1e-3, 1.0, 30.0, 1e3)
+    probe = RidgeProbe(alphas=alphas).fit(X[:200], y[:200], X[200:300], y[200:300])
+    scaled, scaled_val = probe.scaler_.transform(X[:200]), probe.scaler_.transform(X[200:300])
+    expected = [r2_score(y[200:300], Ridge(alpha=a).fit(scaled, y[:200]).predict(scaled_val)) for a in alphas]
+    np.testing.assert_allclose(probe.val_scores_, expected, rtol=1e-6)
+    assert len(set(np.round(expected, 6))) > 1
+
+
 def test_ridge_without_validation_set(linear_data):
     X, y = linear_data
     groups = np.repeat(np.arange(40), 10)
@@ -67,6 +81,20 @@ def test_classifier_separates_labels():
     assert probe.score(X[225:], labels[225:]) > 0.95
     assert set(probe.classes_) == {"relu", "tanh"}
     assert probe.C_ in probe.Cs
+
+
+def test_classifier_path_matches_single_fits():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 6))
+    labels = np.where(X[:, 0] + rng.normal(scale=1.0, size=300) > 0, "relu", "tanh")
+    Cs = (1e-3, 1e-2, 1.0, 100.0)
+    probe = LogisticProbe(Cs=Cs).fit(X[:150], labels[:150], X[150:225], labels[150:225])
+    scaled, scaled_val = probe.scaler_.transform(X[:150]), probe.scaler_.transform(X[150:225])
+    expected = [(LogisticRegression(C=c, max_iter=1000).fit(scaled, labels[:150]).predict(scaled_val)
+                 == labels[150:225]).mean() for c in Cs]
+    np.testing.assert_allclose(probe.val_scores_, expected)
 
 
 def test_classifier_rejects_single_class():
