@@ -91,4 +91,5 @@ def test_project_unknown_encoder_hint(capsys, digits_encoder):
     err = capsys.readouterr().err
     assert code == 2
     assert "available encoders: default" in err
-    assert "`hyperrep train --name nope` and `hyperrep embed --encoder nope`" in err
+    assert f"`hyperrep train -w {digits_encoder.root} --name nope` and " in err
+    assert f"`hyperrep embed -w {digits_encoder.root} --encoder nope`" in err

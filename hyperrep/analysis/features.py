@@ -176,10 +176,12 @@ def load_embeddings(workspace: Workspace | str | Path, encoder_name: str = "defa
     path = embeddings_path(workspace, encoder_name)
     if not path.is_file():
         available = list_encoders(workspace)
+        root = workspace.root if isinstance(workspace, Workspace) else Workspace(workspace).root
         raise FileNotFoundError(
             f"no embeddings of encoder {encoder_name!r} ({path} not found); "
             + (f"available encoders: {', '.join(available)}; " if available else "")
-            + f"to make them, run `hyperrep train --name {encoder_name}` and `hyperrep embed --encoder {encoder_name}`"
+            + f"to make them, run `hyperrep train -w {root} --name {encoder_name}` and "
+            f"`hyperrep embed -w {root} --encoder {encoder_name}`"
         )
     table = read_parquet(path)
     columns = embedding_columns(table)

@@ -93,11 +93,11 @@ def _encoders(workspace: Workspace, config: ReportConfig) -> list[str]:
     unknown = [e for e in encoders if e not in available]
     if unknown:
         untrained = [e for e in unknown if not (workspace.encoder_dir(e) / "checkpoint.safetensors").is_file()]
-        train_commands = [f"`hyperrep train --name {e}`" for e in untrained]
-        embed_commands = " and ".join(f"`hyperrep embed --encoder {e}`" for e in unknown)
+        train_commands = [f"`hyperrep train -w {workspace.root} --name {e}`" for e in untrained]
+        embed_commands = " and ".join(f"`hyperrep embed -w {workspace.root} --encoder {e}`" for e in unknown)
         steps = f"{' and '.join(train_commands)}, then {embed_commands}" if train_commands else embed_commands
         raise FileNotFoundError(
-            f"no embeddings for encoder(s) {unknown} in {workspace.embeddings_dir} "
+            f"no embeddings for encoder(s) {', '.join(unknown)} in {workspace.embeddings_dir} "
             f"(encoders with embeddings: {', '.join(available) or 'none'}): run {steps}"
         )
     return encoders
@@ -184,7 +184,8 @@ def _token_readout(zoo: Zoo, workspace: Workspace, encoder: str, keys: pd.DataFr
     if not (workspace.encoder_dir(encoder) / "checkpoint.safetensors").is_file():
         raise FileNotFoundError(
             f"encoder {encoder!r} has embeddings but no checkpoint in {workspace.encoder_dir(encoder)}, and the "
-            "token readout needs it: probe its stored latent with `hyperrep report --readout latent`"
+            f"token readout needs it: probe its stored latent with `hyperrep report -w {workspace.root} "
+            "--readout latent`, or leave it out with --encoders"
         )
     return readout_zoo(zoo, workspace, encoder, keys)
 

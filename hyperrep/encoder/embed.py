@@ -89,8 +89,10 @@ def readout_zoo(zoo: Zoo, workspace: Workspace, encoder_name: str, keys: pd.Data
     aligned = keys[["model_id", "epoch"]].merge(index, on=["model_id", "epoch"], how="left")
     if aligned["row"].isna().any():
         missing = aligned[aligned["row"].isna()].head(3)[["model_id", "epoch"]].to_records(index=False).tolist()
-        raise ValueError(f"checkpoints {missing} not found in zoo {zoo.dir}: embed the zoo again with "
-                         f"`hyperrep embed --encoder {encoder_name}` so its embeddings match the zoo")
+        raise ValueError(
+            f"checkpoints {missing} not found in zoo {zoo.dir}: embed the zoo again with "
+            f"`hyperrep embed -w {workspace.root} --encoder {encoder_name}` so its embeddings match the zoo"
+        )
     return np.concatenate(parts)[aligned["row"].to_numpy(dtype=np.int64)]
 
 

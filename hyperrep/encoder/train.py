@@ -362,7 +362,7 @@ def load_encoder(
     if not (folder / "checkpoint.safetensors").is_file():
         raise FileNotFoundError(
             f"encoder {name!r} not found in {workspace.root} ({folder / 'checkpoint.safetensors'} is missing): "
-            f"train it first with train_encoder or `hyperrep train --name {name}`"
+            f"train it first with train_encoder or `hyperrep train -w {workspace.root} --name {name}`"
         )
     saved = read_json(folder / "config.json")
     config = EncoderConfig.from_dict(saved["config"])

@@ -74,11 +74,12 @@ def load_embeddings(workspace: Workspace, encoder_name: str = "default") -> pd.D
     if not (workspace.encoder_dir(encoder_name) / "checkpoint.safetensors").is_file():
         raise FileNotFoundError(
             f"encoder {encoder_name!r} not found in {workspace.root} ({available}): train it first with "
-            f"`hyperrep train --name {encoder_name}`, then embed the zoo with `hyperrep embed --encoder {encoder_name}`"
+            f"`hyperrep train -w {workspace.root} --name {encoder_name}`, then embed the zoo with "
+            f"`hyperrep embed -w {workspace.root} --encoder {encoder_name}`"
         )
     raise FileNotFoundError(
         f"encoder {encoder_name!r} has no embeddings ({path} not found; {available}): embed the zoo with "
-        f"`hyperrep embed --encoder {encoder_name}`"
+        f"`hyperrep embed -w {workspace.root} --encoder {encoder_name}`"
     )
 
 

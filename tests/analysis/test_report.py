@@ -97,7 +97,7 @@ def test_report_unknown_encoder(analysis_workspace):
 
 
 def test_missing_encoder_suggests_train(encoder_workspace):
-    with pytest.raises(FileNotFoundError, match="hyperrep train --name nope"):
+    with pytest.raises(FileNotFoundError, match="hyperrep train -w .* --name nope"):
         probe_report(encoder_workspace, ReportConfig(encoders=["nope"]))
 
 
@@ -133,5 +133,5 @@ def test_token_readout_needs_checkpoint(encoder_workspace, tmp_path):
     workspace = Workspace(tmp_path / "ws")
     shutil.copytree(encoder_workspace.zoo_dir, workspace.zoo_dir)
     shutil.copytree(encoder_workspace.embeddings_dir, workspace.embeddings_dir)
-    with pytest.raises(FileNotFoundError, match="hyperrep report --readout latent"):
+    with pytest.raises(FileNotFoundError, match="hyperrep report -w .* --readout latent"):
         probe_report(workspace, ReportConfig(encoders=["tiny"]))

@@ -95,7 +95,7 @@ def test_subset_keeps_latents_aligned(table):
 
 
 def test_missing_encoder_suggests_train(digits_encoder):
-    with pytest.raises(FileNotFoundError, match="hyperrep train --name nope") as raised:
+    with pytest.raises(FileNotFoundError, match="hyperrep train -w .* --name nope") as raised:
         load_embeddings(digits_encoder, "nope")
     assert "encoders with embeddings: default" in str(raised.value)
 
@@ -104,6 +104,6 @@ def test_unembedded_encoder_suggests_embed(tmp_path):
     workspace = Workspace(tmp_path / "ws")
     workspace.encoder_dir("trained").mkdir(parents=True)
     (workspace.encoder_dir("trained") / "checkpoint.safetensors").touch()
-    with pytest.raises(FileNotFoundError, match="hyperrep embed --encoder trained") as raised:
+    with pytest.raises(FileNotFoundError, match="hyperrep embed -w .* --encoder trained") as raised:
         load_embeddings(workspace, "trained")
     assert "hyperrep train" not in str(raised.value)
