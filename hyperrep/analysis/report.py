@@ -151,7 +151,7 @@ def train_missing_encoders(
 
 
 def _feature_matrices(
-    zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str], readout: str = "latent",
+    zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str], readout: str,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
     """Return the checkpoints every feature set covers and, per (features, encoder), the aligned matrix."""
     keys = table.loc[:, list(KEY_COLUMNS)]
@@ -339,8 +339,8 @@ def probe_report(
         write_parquet(paths["predictions"] / f"{target.name}-{target.task}.parquet", pd.concat(frames))
     write_parquet(reports_dir / "scores.parquet", scores)
     write_text(paths["csv"], summary.to_csv(index=False, float_format="%.6g"))
-    write_text(paths["markdown"], _markdown(summary, skipped, workspace, table, encoders, targets,
-                                                   config.readout))
+    markdown = _markdown(summary, skipped, workspace, table, encoders, targets, config.readout)
+    write_text(paths["markdown"], markdown)
     write_json(paths["json"], {
         "config": asdict(config), "encoders": encoders, "targets": [asdict(t) for t in targets],
         "skipped": skipped, "n_checkpoints": len(table), "seconds": round(time.perf_counter() - start, 3),

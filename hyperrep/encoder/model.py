@@ -163,41 +163,47 @@ class HyperAutoencoder(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Map tokens (B, n_tokens, token_dim) to latent vectors (B, latent_dim)."""
+    def _encoder_states(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Return the encoder's states (B, 1 + n_tokens, d_model) after each block; position 0 is the compression
+        token."""
         B = tokens.shape[0]
         x = self.embed(tokens) + self.enc_pos  # (B, n_tokens, d_model)
         x = torch.cat([self.compression_token.expand(B, -1, -1), x], dim=1)  # (B, 1 + n_tokens, d_model)
         x = self.enc_drop(x)
+        states = []
         for block in self.enc_blocks:
             x = block(x)
-        x = self.enc_ln(x[:, 0])  # (B, d_model): the compression token's output
-        z = self.to_latent(x)  # (B, latent_dim - linear_latent_dim)
+            states.append(x)
+        return states
+
+    def _latent(self, tokens: torch.Tensor, final: torch.Tensor) -> torch.Tensor:
+        """Map the last block's states (B, 1 + n_tokens, d_model) of ``tokens`` to latent vectors (B, latent_dim)."""
+        z = self.to_latent(self.enc_ln(final[:, 0]))  # (B, latent_dim - linear_latent_dim)
         if self.linear_latent is not None:
             entries = tokens.flatten(1)[:, self.real_entries]  # (B, n_parameters)
             z = torch.cat([z, self.linear_latent(entries)], dim=1)  # (B, latent_dim)
         return z
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Map tokens (B, n_tokens, token_dim) to latent vectors (B, latent_dim)."""
+        return self._latent(tokens, self._encoder_states(tokens)[-1])
 
     def readout(self, tokens: torch.Tensor) -> torch.Tensor:
         """Map tokens (B, n_tokens, token_dim) to the latent followed by pooled token states (B, readout_dim).
 
         After every encoder block, the token states pass through the final LayerNorm and are pooled per zoo
         layer as their mean and std over that layer's tokens. They keep per-layer detail that the compression
-        token drops: on a 1,000-model mnist-5k zoo they raised the ridge probe's test-accuracy R² from 0.795 to
-        0.859 (mean of 3 encoder seeds; docs/probes.md).
+        token drops. On a 1,000-model mnist-5k zoo, they raised the ridge probe's test-accuracy R² from 0.795 to
+        0.859 (mean of 3 encoder seeds, docs/probes.md).
         """
-        B = tokens.shape[0]
-        x = self.embed(tokens) + self.enc_pos  # (B, n_tokens, d_model)
-        x = torch.cat([self.compression_token.expand(B, -1, -1), x], dim=1)  # (B, 1 + n_tokens, d_model)
-        x = self.enc_drop(x)
+        states = self._encoder_states(tokens)
         pooled = []
-        for block in self.enc_blocks:
-            x = block(x)
-            states = self.enc_ln(x[:, 1:])  # (B, n_tokens, d_model)
+        for block_states in states:
+            token_states = self.enc_ln(block_states[:, 1:])  # (B, n_tokens, d_model)
             for layer in self.layout.layers:
-                layer_states = states[:, layer.offset:layer.offset + layer.n_tokens]  # (B, n_out, d_model)
+                layer_states = token_states[:, layer.offset:layer.offset + layer.n_tokens]  # (B, n_out, d_model)
                 pooled += [layer_states.mean(1), layer_states.std(1, correction=0)]
-        return torch.cat([self.encode(tokens), *pooled], dim=1)
+        return torch.cat([self._latent(tokens, states[-1]), *pooled], dim=1)
 
     @property
     def readout_dim(self) -> int:
