@@ -36,7 +36,8 @@ METRIC_LABELS: dict[str, str] = {"r2": "R²", "kendall_tau": "Kendall τ", "accu
 REPORT_COLUMNS: tuple[str, ...] = ("target", "features", "metric", "mean", "std", "n_seeds")
 READOUTS: tuple[str, ...] = ("tokens", "latent")
 READOUT_LABELS: dict[str, str] = {
-    "tokens": "the latent and, after each encoder block, the mean and std of every layer's token states",
+    "tokens": ("the latent and, after each encoder block, the mean, std and mean absolute value of every layer's "
+               "token states"),
     "latent": "the stored latent",
 }
 

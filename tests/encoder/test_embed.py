@@ -7,6 +7,7 @@ import torch
 
 from hyperrep.encoder.data import zoo_tokens
 from hyperrep.encoder.embed import decode, embed_zoo, encode, latent_columns, readout, readout_zoo
+from hyperrep.encoder.model import READOUT_STATISTICS
 from hyperrep.workspace import read_parquet
 
 
@@ -55,10 +56,17 @@ def test_readout_pools_each_layer(small_zoo, overfit_run):
     features = readout(overfit_run.model, overfit_run.normaliser, tokens)
     assert torch.isfinite(features).all()
     assert features.shape == (len(tokens), overfit_run.model.readout_dim)
-    # Every std column is non-negative: columns after the latent alternate mean and std blocks of d_model.
+    # After the latent, each (block, zoo layer) has a mean, a std and a mean-absolute-value column group of d_model.
     d_model, latent_dim = overfit_run.config.d_model, overfit_run.config.latent_dim
-    blocks = features[:, latent_dim:].reshape(len(tokens), -1, 2, d_model)
-    assert (blocks[:, :, 1] >= 0).all()
+    blocks = features[:, latent_dim:].reshape(len(tokens), -1, len(READOUT_STATISTICS), d_model)
+    mean, std, mean_abs = blocks.unbind(2)
+    assert (std >= 0).all()
+    # |E[x]| <= E|x| <= sqrt(E[x]^2 + Var[x]), with room for float32 rounding.
+    assert (mean.abs() <= mean_abs + 1e-5).all()
+    assert (mean_abs <= (mean ** 2 + std ** 2).sqrt() + 1e-5).all()
+    # The mean absolute value is a third statistic: it equals neither |mean| nor std everywhere.
+    assert not torch.allclose(mean_abs, mean.abs())
+    assert not torch.allclose(mean_abs, std)
 
 
 def test_readout_missing_checkpoint_named(small_zoo, overfit_run):
