@@ -42,6 +42,10 @@ class TqdmProgress:
         self.bar: tqdm | None = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.bar is not None and done < self.bar.n:
+            # A new run (e.g. the next encoder's epochs) starts again from 0: a fresh bar gives it its own rate and
+            # time estimate.
+            self.close()
         if self.bar is None:
             self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, dynamic_ncols=True)
         self.bar.total = total
@@ -52,6 +56,7 @@ class TqdmProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _floats(text: str) -> list[float]:
@@ -436,14 +441,24 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)
 def _report(args: argparse.Namespace) -> int:
-    from hyperrep.analysis.report import ReportConfig, probe_report
+    from hyperrep.analysis.report import ENCODER_PROGRESS_PREFIX, ReportConfig, probe_report
 
-    bar = TqdmProgress("probes", unit="probe")
+    encoder_bar, probe_bar = TqdmProgress("encoder", unit="epoch"), TqdmProgress("probes", unit="probe")
+
+    def progress(done: int, total: int, message: str) -> None:
+        # Encoders trained for missing seeds get their own bar, so the probes' time estimate starts with the probes.
+        if message.startswith(ENCODER_PROGRESS_PREFIX):
+            encoder_bar(done, total, message)
+        else:
+            encoder_bar.close()
+            probe_bar(done, total, message)
+
     try:
         config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout)
-        report = probe_report(_existing_workspace(args.workspace), config, progress=bar)
+        report = probe_report(_existing_workspace(args.workspace), config, progress=progress)
     finally:
-        bar.close()
+        encoder_bar.close()
+        probe_bar.close()
     print(report.paths["markdown"].read_text())
     print(f"report written to {report.paths['markdown']} and {report.paths['csv']}")
     return 0

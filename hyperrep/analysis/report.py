@@ -35,6 +35,8 @@ FEATURE_LABELS: dict[str, str] = {"W": "W", "sW": "s(W)", "hyperrep": "hyper-rep
 METRIC_LABELS: dict[str, str] = {"r2": "R²", "kendall_tau": "Kendall τ", "accuracy": "accuracy"}
 REPORT_COLUMNS: tuple[str, ...] = ("target", "features", "metric", "mean", "std", "n_seeds")
 READOUTS: tuple[str, ...] = ("tokens", "latent")
+# Progress messages from encoders trained for missing seeds start with this; those from probes do not.
+ENCODER_PROGRESS_PREFIX = "encoder "
 READOUT_LABELS: dict[str, str] = {
     "tokens": ("the latent and, after each encoder block, the mean, std and mean absolute value of every layer's "
                "token states"),
@@ -142,7 +144,7 @@ def train_missing_encoders(
 
         def report_epoch(done: int, total: int, message: str, name: str = name) -> None:
             if progress is not None:
-                progress(done, total, f"encoder {name}: {message}")
+                progress(done, total, f"{ENCODER_PROGRESS_PREFIX}{name}: {message}")
 
         train_encoder(zoo, replace(base_config, seed=seed), workspace, name=name, progress=report_epoch)
         embed_zoo(zoo, workspace, encoder_name=name)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import pandas as pd
 import pytest
 
@@ -17,9 +20,20 @@ N_SEEDS = 3
 
 
 @pytest.fixture(scope="module")
-def report_run(encoder_workspace):
-    """Run ``hyperrep report --seeds 3`` on a workspace with one encoder, so two more are trained first."""
-    return main(["report", "-w", str(encoder_workspace.root), "--seeds", str(N_SEEDS)])
+def report_output(encoder_workspace):
+    """Run ``hyperrep report --seeds 3`` on a workspace with one encoder, so two more are trained first.
+
+    Returns the exit code and the stderr text, which holds the progress bars.
+    """
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = main(["report", "-w", str(encoder_workspace.root), "--seeds", str(N_SEEDS)])
+    return code, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def report_run(report_output):
+    return report_output[0]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +48,17 @@ def test_report_exit_code(report_run):
 def test_report_trains_missing_seeds(report_run, encoder_workspace):
     assert list_encoders(encoder_workspace) == ["tiny", "tiny-seed1", "tiny-seed2"]
     assert (encoder_workspace.encoder_dir("tiny-seed2") / "checkpoint.safetensors").is_file()
+
+
+def test_report_encoder_and_probe_bars(report_output):
+    # Each drawn state of a tqdm bar starts with a carriage return; the desc comes first.
+    states = [state for state in report_output[1].replace("\n", "\r").split("\r") if state.strip()]
+    encoder_states = [s for s in states if s.startswith("encoder:")]
+    probe_states = [s for s in states if s.startswith("probes:")]
+    assert any("tiny-seed1" in s for s in encoder_states) and any("tiny-seed2" in s for s in encoder_states)
+    assert probe_states and not any("tiny-seed" in s for s in probe_states)
+    # The first probe state comes after the last encoder state: training is over before the probes bar opens.
+    assert states.index(probe_states[0]) > states.index(encoder_states[-1])
 
 
 def test_report_csv_columns(summary):
