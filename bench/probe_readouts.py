@@ -5,8 +5,8 @@ Usage: python bench/probe_readouts.py WORKSPACE ENCODER [ENCODER ...]
 For each encoder it prints the test R² of the ridge probe (the one `hyperrep report` uses) for three feature
 sets: "sW" (per-tensor weight statistics), "z" (the latent that `hyperrep embed` stores) and "z + tokens"
 (``HyperAutoencoder.readout``, which `hyperrep report` probes by default). The readout appends, for the token
-states after every encoder block, each passed through the encoder's final LayerNorm, the mean and std over each
-zoo layer's tokens. The encoders are only read, never retrained. The numbers in docs/probes.md ("What we tried")
+states after every encoder block, each passed through the encoder's final LayerNorm, the mean, std and mean
+absolute value over each zoo layer's tokens. The encoders are only read, never retrained. The numbers in docs/probes.md ("What we tried")
 come from this script.
 """
 
