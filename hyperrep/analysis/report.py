@@ -23,7 +23,9 @@ from sklearn.exceptions import ConvergenceWarning
 from hyperrep.analysis.features import (
     KEY_COLUMNS, flat_weights, list_encoders, load_embeddings, split_features, weight_statistics,
 )
-from hyperrep.analysis.probes import ProbeResult, Target, candidate_targets, run_probe, skip_reason
+from hyperrep.analysis.probes import (
+    NUMERIC_HYPERPARAMETERS, ProbeResult, Target, candidate_targets, run_probe, skip_reason,
+)
 from hyperrep.workspace import Workspace, provenance, read_json, write_json, write_parquet, write_text
 from hyperrep.zoo.store import STATUS_OK, Zoo
 
@@ -261,6 +263,13 @@ def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspa
     return "\n".join(lines) + "\n"
 
 
+def _probe_label(target: Target, features: str, encoder: str) -> str:
+    """Return a progress message that names one probe apart from the others, e.g. "lr (classification) from s(W)"."""
+    task = f" ({target.task})" if target.name in NUMERIC_HYPERPARAMETERS else ""
+    source = f"{FEATURE_LABELS[features]} {encoder}" if encoder else FEATURE_LABELS[features]
+    return f"{target.name}{task} from {source}"
+
+
 def probe_report(
     workspace: Workspace | str | Path,
     config: ReportConfig | None = None,
@@ -324,7 +333,7 @@ def probe_report(
                                "metric": metric, "value": value, "regularisation": result.regularisation})
             predictions.setdefault(target, []).append(result.predictions.assign(features=features, encoder=encoder))
             if progress is not None:
-                progress(done, total, f"{target.name} from {FEATURE_LABELS[features]}")
+                progress(done, total, _probe_label(target, features, encoder))
     if unconverged:
         logger.warning(
             "%d solver fits reached max_iter before converging (sklearn ConvergenceWarning) in the probes of %s; "

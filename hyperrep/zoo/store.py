@@ -49,7 +49,7 @@ class Zoo:
         if not (self.dir / "config.json").is_file():
             raise FileNotFoundError(
                 f"workspace {self.workspace.root} has no zoo ({self.dir / 'config.json'} not found): "
-                "build one with `hyperrep zoo` or `hyperrep demo`"
+                f"build one with `hyperrep zoo -w {self.workspace.root}` or `hyperrep demo -w {self.workspace.root}`"
             )
         self.config = _config_from_dict(read_json(self.dir / "config.json")["config"])
 

@@ -23,7 +23,7 @@ N_SEEDS = 3
 def report_output(encoder_workspace):
     """Run ``hyperrep report --seeds 3`` on a workspace with one encoder, so two more are trained first.
 
-    Returns the exit code and the stderr text, which holds the progress bars.
+    Returns the exit code and the stderr text, which contains the progress bars.
     """
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
@@ -55,8 +55,13 @@ def test_report_encoder_and_probe_bars(report_output):
     states = [state for state in report_output[1].replace("\n", "\r").split("\r") if state.strip()]
     encoder_states = [s for s in states if s.startswith("encoder:")]
     probe_states = [s for s in states if s.startswith("probes:")]
-    assert any("tiny-seed1" in s for s in encoder_states) and any("tiny-seed2" in s for s in encoder_states)
-    assert probe_states and not any("tiny-seed" in s for s in probe_states)
+    assert any("encoder tiny-seed1: epoch" in s for s in encoder_states)
+    assert any("encoder tiny-seed2: epoch" in s for s in encoder_states)
+    # Probe messages name the encoder, and the task of a hyperparameter probed both ways.
+    assert any("from hyper-rep tiny-seed2" in s for s in probe_states)
+    assert any("lr (classification) from s(W)" in s for s in probe_states)
+    assert probe_states
+    assert not any("encoder tiny-seed" in s for s in probe_states)
     # The first probe state comes after the last encoder state: training is over before the probes bar opens.
     assert states.index(probe_states[0]) > states.index(encoder_states[-1])
 
@@ -145,6 +150,17 @@ def test_readouts_share_latent(encoder_workspace):
     assert tokens[("hyperrep", "tiny")].shape[0] == len(keys)
     assert tokens[("hyperrep", "tiny")].shape[1] > latent_dim
     assert abs(tokens[("hyperrep", "tiny")][:, :latent_dim] - latent[("hyperrep", "tiny")]).max() < 1e-4
+
+
+def test_empty_encoder_list_rejected(capsys, analysis_workspace):
+    assert main(["report", "-w", str(analysis_workspace.root), "--encoders", ","]) == 2
+    assert "--encoders names no encoder: name at least one" in capsys.readouterr().err
+
+
+def test_missing_zoo_names_workspace(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "-w", str(tmp_path / "empty")]) == 2
+    assert f"`hyperrep zoo -w {tmp_path / 'empty'}`" in capsys.readouterr().err
 
 
 def test_unknown_readout_rejected(analysis_workspace):
