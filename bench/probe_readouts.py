@@ -6,8 +6,11 @@ For each encoder it prints the test R² of the ridge probe (the one `hyperrep re
 sets: "sW" (per-tensor weight statistics), "z" (the latent that `hyperrep embed` stores) and "z + tokens"
 (``HyperAutoencoder.readout``, which `hyperrep report` probes by default). The readout appends, for the token
 states after every encoder block, each passed through the encoder's final LayerNorm, the mean, std and mean
-absolute value over each zoo layer's tokens. The encoders are only read, never retrained. The numbers in docs/probes.md ("What we tried")
-come from this script.
+absolute value over each zoo layer's tokens. The encoders are only read, never retrained.
+
+In docs/probes.md ("What it took, and what we tried"), the "z" and "readout" columns come from this script. The
+"z + mean, std" and "(d0)" columns come from earlier forms of the readout. bench/readout_variants.py computes the
+first of these as its "meanstd" variant.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """Compare readouts of trained encoders for the ridge probe: which pooled encoder states predict test accuracy.
 
-Usage: python bench/readout_variants.py WORKSPACE ENCODER [ENCODER ...] [--variants NAME,NAME,...]
-
 For each encoder it computes feature blocks from one pass of every checkpoint through the encoder. A variant is a
 "+"-joined list of blocks. For each variant it prints the test R² of the ridge probe (the one `hyperrep report`
 uses) for test accuracy and epoch. The encoders are only read, never retrained. The "readout variants" table in
@@ -40,6 +38,8 @@ from hyperrep.zoo.store import Zoo
 
 TARGETS = (Target("test_acc", "regression"), Target("epoch", "regression"))
 DEFAULT_VARIANTS = ("meanstd", "readout", "readout+embed", "readout+mlp_abs")
+BLOCKS = ("readout", "meanstd", "embed", "mlp_abs", "mlp_mean", "quantiles", "decoder", "recon", "projection",
+          "compress")
 QUANTILES = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
 BATCH_SIZE = 500
 
@@ -113,12 +113,18 @@ def feature_blocks(model: HyperAutoencoder, normaliser: LayerNormaliser, tokens:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workspace")
-    parser.add_argument("encoders", nargs="+")
+    parser.add_argument("workspace", help="workspace name under cache/, or a path to one")
+    parser.add_argument("encoders", nargs="+", help="trained encoder names in the workspace")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                        help="comma-separated variants, each a +-joined list of blocks")
+                        help="comma-separated variants, each a +-joined list of blocks (default: %(default)s)")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not variants:
+        parser.error("--variants names no variant: give at least one, e.g. readout")
+    for variant in variants:
+        unknown = [b for b in variant.split("+") if b not in BLOCKS]
+        if unknown:
+            parser.error(f"unknown block {', '.join(unknown)} in variant {variant!r}: use {', '.join(BLOCKS)}")
 
     workspace = Workspace(args.workspace)
     zoo = Zoo(workspace)
@@ -131,15 +137,12 @@ def main() -> None:
         model, normaliser, _, _ = load_encoder(workspace, name)
         blocks = feature_blocks(model, normaliser, tokens)
         for variant in variants:
-            unknown = [b for b in variant.split("+") if b not in blocks]
-            if unknown:
-                parser.error(f"unknown block(s) {unknown} in variant {variant!r}: use {', '.join(sorted(blocks))}")
             features = np.hstack([blocks[b] for b in variant.split("+")])
             start = time.perf_counter()
             r2 = {t.name: run_probe(features, table, t).metrics["r2"] for t in TARGETS}
             seconds = time.perf_counter() - start
             print(f"| {name} | {variant} | {features.shape[1]} | {r2['test_acc']:.3f} | {r2['epoch']:.3f} | "
-                  f"{seconds:.0f} |", flush=True)
+                  f"{seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
