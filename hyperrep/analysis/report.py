@@ -317,6 +317,9 @@ def probe_report(
     scores, predictions = [], {}
     unconverged: dict[str, int] = {}  # "target from features" -> solver fits that stopped at max_iter
     total, done = len(targets) * len(matrices), 0
+    if progress is not None:
+        # Report 0 first, so a progress bar opens before the first probe and times it.
+        progress(0, total, "")
     for target in targets:
         for (features, encoder), matrix in matrices.items():
             done += 1
