@@ -30,7 +30,7 @@ import torch
 from hyperrep.analysis.features import KEY_COLUMNS
 from hyperrep.analysis.probes import Target, run_probe
 from hyperrep.encoder.data import zoo_layout, zoo_tokens
-from hyperrep.encoder.model import HyperAutoencoder
+from hyperrep.encoder.model import READOUT_STATISTICS, HyperAutoencoder
 from hyperrep.encoder.train import load_encoder
 from hyperrep.weights.normalise import LayerNormaliser
 from hyperrep.workspace import Workspace
@@ -53,6 +53,13 @@ def _mean_std_abs(states: torch.Tensor) -> torch.Tensor:
     return torch.cat([states.mean(1), states.std(1, correction=0), states.abs().mean(1)], 1)
 
 
+def _mean_std_columns(readout: torch.Tensor, latent_dim: int, d_model: int) -> torch.Tensor:
+    """Return the latent and the mean and std columns of ``HyperAutoencoder.readout`` features (B, readout_dim)."""
+    pooled = readout[:, latent_dim:].unflatten(1, (-1, len(READOUT_STATISTICS), d_model))  # (B, groups, stats, d)
+    keep = [READOUT_STATISTICS.index("mean"), READOUT_STATISTICS.index("std")]
+    return torch.cat([readout[:, :latent_dim], pooled[:, :, keep].flatten(1)], 1)
+
+
 def _mean_std(states: torch.Tensor) -> torch.Tensor:
     return torch.cat([states.mean(1), states.std(1, correction=0)], 1)
 
@@ -67,10 +74,11 @@ def _batch_blocks(model: HyperAutoencoder, batch: torch.Tensor) -> dict[str, tor
     B = batch.shape[0]
     blocks = {"readout": model.readout(batch)}
     latent = blocks["readout"][:, :model.config.latent_dim]
+    blocks["meanstd"] = _mean_std_columns(blocks["readout"], model.config.latent_dim, model.config.d_model)
     x = model.embed(batch) + model.enc_pos  # (B, n_tokens, d_model)
     blocks["embed"] = _per_layer(model, model.enc_ln(x), _mean_std_abs)
     x = torch.cat([model.compression_token.expand(B, -1, -1), x], dim=1)
-    per_block = {name: [] for name in ("meanstd", "mlp_abs", "mlp_mean", "quantiles", "compress")}
+    per_block = {name: [] for name in ("mlp_abs", "mlp_mean", "quantiles", "compress")}
     for block in model.enc_blocks:
         after_attention = x + block.attn(block.ln1(x))
         hidden = block.mlp[1](block.mlp[0](block.ln2(after_attention)))[:, 1:]  # (B, n_tokens, 4 d_model)
@@ -78,11 +86,9 @@ def _batch_blocks(model: HyperAutoencoder, batch: torch.Tensor) -> dict[str, tor
         per_block["mlp_mean"].append(_per_layer(model, hidden, lambda h: h.mean(1)))
         x = block(x)
         normalised = model.enc_ln(x)
-        per_block["meanstd"].append(_per_layer(model, normalised[:, 1:], _mean_std))
         per_block["quantiles"].append(_per_layer(model, normalised[:, 1:], _quantiles))
         per_block["compress"].append(normalised[:, 0])
     blocks.update({name: torch.cat(parts, 1) for name, parts in per_block.items()})
-    blocks["meanstd"] = torch.cat([latent, blocks["meanstd"]], 1)
 
     h = model.from_latent(latent).view(B, model.layout.n_tokens, -1) + model.dec_pos
     decoder = []

@@ -433,8 +433,8 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated encoder names under embeddings/ (default: all); each counts as a seed")
     parser.add_argument("--seeds", type=int, default=None,
                         help="minimum number of encoder seeds: when fewer encoders are named or present, the missing "
-                             "ones are trained with new seeds; extra encoders are all used (default: as many as "
-                             "there are)")
+                             "ones are trained with new seeds, and extra encoders are all used (default: as many "
+                             "as there are)")
     parser.add_argument("--readout", choices=("tokens", "latent"), default="tokens",
                         help="hyper-rep features: the latent plus each encoder's pooled token states (tokens, "
                              "recomputed from the encoder), or the stored latent only (latent); default: tokens")
@@ -444,6 +444,9 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 def _report(args: argparse.Namespace) -> int:
     from hyperrep.analysis.report import ENCODER_PROGRESS_PREFIX, ReportConfig, probe_report
 
+    if args.encoders == []:
+        # The Python API takes encoders=[] for a report of W and s(W) only. On the command line it is a typo.
+        raise ValueError("--encoders names no encoder: name at least one, or leave the option out to use all")
     encoder_bar, probe_bar = TqdmProgress("encoder", unit="epoch"), TqdmProgress("probes", unit="probe")
 
     def progress(done: int, total: int, message: str) -> None:
@@ -454,9 +457,6 @@ def _report(args: argparse.Namespace) -> int:
             encoder_bar.close()
             probe_bar(done, total, message)
 
-    if args.encoders == []:
-        # The Python API takes encoders=[] for a report of W and s(W) only; on the command line it is a typo.
-        raise ValueError("--encoders names no encoder: name at least one, or leave the option out to use all")
     try:
         config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout)
         report = probe_report(_existing_workspace(args.workspace), config, progress=progress)

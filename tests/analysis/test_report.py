@@ -63,8 +63,7 @@ def test_report_encoder_and_probe_bars(report_output):
     assert any("lr (classification) from s(W)" in s for s in probe_states)
     assert probe_states
     assert not any("encoder tiny-seed" in s for s in probe_states)
-    # The probes bar opens at 0, before the first probe, so the rate after one probe is measured over a whole
-    # probe fit (milliseconds at least), not over the microseconds since the bar opened.
+    # The probes bar opens at 0 before the first probe, so the rate after one probe covers a whole probe fit.
     first_rate = next(re.search(r" 1/\d+ \[[^,]*, ([\d.]+)probe/s", s) for s in probe_states if " 1/" in s)
     assert float(first_rate.group(1)) < 1000
     # The first probe state comes after the last encoder state: training is over before the probes bar opens.
