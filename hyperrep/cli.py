@@ -438,6 +438,10 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readout", choices=("tokens", "latent"), default="tokens",
                         help="hyper-rep features: the latent plus each encoder's pooled token states (tokens, "
                              "recomputed from the encoder), or the stored latent only (latent); default: tokens")
+    parser.add_argument("--views", type=int, default=None,
+                        help="with --readout tokens: average each checkpoint's features over this many random "
+                             "function-preserving permutations of its hidden neurons; 0 reads the stored order "
+                             "(default: 8)")
 
 
 @command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)
@@ -447,6 +451,8 @@ def _report(args: argparse.Namespace) -> int:
     if args.encoders == []:
         # The Python API takes encoders=[] for a report of W and s(W) only. On the command line it is a typo.
         raise ValueError("--encoders names no encoder: name at least one, or leave the option out to use all")
+    if args.views is not None and args.readout != "tokens":
+        raise ValueError(f"--views {args.views} applies to --readout tokens only: the stored latent has one view")
     encoder_bar, probe_bar = TqdmProgress("encoder", unit="epoch"), TqdmProgress("probes", unit="probe")
 
     def progress(done: int, total: int, message: str) -> None:
@@ -458,7 +464,8 @@ def _report(args: argparse.Namespace) -> int:
             probe_bar(done, total, message)
 
     try:
-        config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout)
+        views = {} if args.views is None else {"views": args.views}
+        config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout, **views)
         report = probe_report(_existing_workspace(args.workspace), config, progress=progress)
     finally:
         encoder_bar.close()

@@ -44,6 +44,9 @@ READOUT_LABELS: dict[str, str] = {
                "token states"),
     "latent": "the stored latent",
 }
+# Neuron permutations averaged in the token readout. On the 1,000-model mnist-5k zoo (encoder seed 0), the ridge
+# test-accuracy R² was 0.886 with the stored order and 0.900, 0.907 and 0.909 with 1, 4 and 8 permutations.
+DEFAULT_VIEWS = 8
 
 
 @dataclass
@@ -56,12 +59,16 @@ class ReportConfig:
 
     ``readout`` is what the hyper-rep column probes. "latent" reads the stored embeddings. "tokens" (the
     default) recomputes, from each encoder, the latent followed by its pooled token states
-    (``HyperAutoencoder.readout``), and needs the encoder's checkpoint.
+    (``HyperAutoencoder.readout``), and needs the encoder's checkpoint. With "tokens", each checkpoint's
+    features are the mean over ``views`` random function-preserving permutations of its hidden neurons, drawn
+    from ``view_seed`` (0 views: the stored neuron order; see ``hyperrep.encoder.embed.readout``).
     """
 
     encoders: list[str] | None = None
     n_seeds: int | None = None
     readout: str = "tokens"
+    views: int = DEFAULT_VIEWS
+    view_seed: int = 0
 
     def validate(self) -> None:
         """Raise ValueError for an unknown readout or a seed count below 1."""
@@ -69,6 +76,9 @@ class ReportConfig:
             raise ValueError(f"readout={self.readout!r} is unknown: use one of {', '.join(READOUTS)}")
         if self.n_seeds is not None and self.n_seeds < 1:
             raise ValueError(f"n_seeds={self.n_seeds} must be at least 1")
+        if self.views < 0:
+            raise ValueError(f"views={self.views} must be >= 0: 0 reads the stored neuron order, k > 0 averages "
+                             "the token readout over k random neuron permutations")
 
 
 @dataclass
@@ -156,7 +166,7 @@ def train_missing_encoders(
 
 
 def _feature_matrices(
-    zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str], readout: str,
+    zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str], config: ReportConfig,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
     """Return the checkpoints every feature set covers and, per (features, encoder), the aligned matrix."""
     keys = table.loc[:, list(KEY_COLUMNS)]
@@ -175,14 +185,15 @@ def _feature_matrices(
 
     matrices = {("W", ""): flat_weights(zoo, keys), ("sW", ""): weight_statistics(zoo, keys)}
     for encoder, embeddings in embedded.items():
-        if readout == "tokens":
-            matrices[("hyperrep", encoder)] = _token_readout(zoo, workspace, encoder, keys)
+        if config.readout == "tokens":
+            matrices[("hyperrep", encoder)] = _token_readout(zoo, workspace, encoder, keys, config)
         else:
             _, matrices[("hyperrep", encoder)] = split_features(keys.merge(embeddings, on=list(KEY_COLUMNS)))
     return keys, matrices
 
 
-def _token_readout(zoo: Zoo, workspace: Workspace, encoder: str, keys: pd.DataFrame) -> np.ndarray:
+def _token_readout(zoo: Zoo, workspace: Workspace, encoder: str, keys: pd.DataFrame,
+                   config: ReportConfig) -> np.ndarray:
     """Return encoder ``encoder``'s readout features of the checkpoints ``keys``, in order."""
     from hyperrep.encoder.embed import readout_zoo
 
@@ -192,7 +203,7 @@ def _token_readout(zoo: Zoo, workspace: Workspace, encoder: str, keys: pd.DataFr
             f"token readout needs it: probe its stored latent with `hyperrep report -w {workspace.root} "
             "--readout latent`, or leave it out with --encoders"
         )
-    return readout_zoo(zoo, workspace, encoder, keys)
+    return readout_zoo(zoo, workspace, encoder, keys, views=config.views, seed=config.view_seed)
 
 
 def _run_probe_quietly(matrix: np.ndarray, table: pd.DataFrame, target: Target) -> tuple[ProbeResult, int]:
@@ -224,8 +235,19 @@ def _summarise(scores: pd.DataFrame) -> pd.DataFrame:
     return summary.loc[:, list(REPORT_COLUMNS)]
 
 
+def _readout_label(config: ReportConfig) -> str:
+    """Describe the hyper-rep features of a report for its Markdown header."""
+    label = READOUT_LABELS[config.readout]
+    if config.readout != "tokens":
+        return label
+    if config.views == 0:
+        return label + ", with the neurons in their stored order"
+    plural = "s" if config.views > 1 else ""
+    return label + f", averaged over {config.views} random neuron permutation{plural} of each checkpoint"
+
+
 def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspace, table: pd.DataFrame,
-              encoders: list[str], targets: list[Target], readout: str) -> str:
+              encoders: list[str], targets: list[Target], config: ReportConfig) -> str:
     """Return the report as Markdown: rows are target and metric, columns the feature sets as mean ± std."""
     n_models = table.groupby("split")["model_id"].nunique()
     transforms = {t.name: t.transform for t in targets if t.transform != "none"}
@@ -237,7 +259,7 @@ def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspa
         + ". Scores are on the test models.",
         f"Encoders (one seed each): {', '.join(encoders) if encoders else 'none'}. "
         "W and s(W) are deterministic, so their std is 0 over 1 seed.",
-        f"Hyper-rep features: {READOUT_LABELS[readout]}.",
+        f"Hyper-rep features: {_readout_label(config)}.",
     ]
     if transforms:
         lines.append("Regressed on log10: " + ", ".join(sorted(transforms)) + ".")
@@ -302,7 +324,7 @@ def probe_report(
     if not encoders:
         logger.warning("workspace %s has no embeddings: the report has W and s(W) only", workspace.name)
     table = _checkpoint_table(zoo)
-    keys, matrices = _feature_matrices(zoo, workspace, table, encoders, config.readout)
+    keys, matrices = _feature_matrices(zoo, workspace, table, encoders, config)
     table = keys.merge(table, on=list(KEY_COLUMNS))
 
     targets, skipped = [], {}
@@ -354,7 +376,7 @@ def probe_report(
         write_parquet(paths["predictions"] / f"{target.name}-{target.task}.parquet", pd.concat(frames))
     write_parquet(reports_dir / "scores.parquet", scores)
     write_text(paths["csv"], summary.to_csv(index=False, float_format="%.6g"))
-    markdown = _markdown(summary, skipped, workspace, table, encoders, targets, config.readout)
+    markdown = _markdown(summary, skipped, workspace, table, encoders, targets, config)
     write_text(paths["markdown"], markdown)
     write_json(paths["json"], {
         "config": asdict(config), "encoders": encoders, "targets": [asdict(t) for t in targets],

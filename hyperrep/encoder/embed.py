@@ -19,6 +19,7 @@ from hyperrep.device import get_device
 from hyperrep.encoder.data import zoo_tokens
 from hyperrep.encoder.model import HyperAutoencoder
 from hyperrep.encoder.train import load_encoder
+from hyperrep.weights.augment import permute
 from hyperrep.weights.normalise import LayerNormaliser
 from hyperrep.weights.tokens import TokenLayout, detokenize_many
 from hyperrep.workspace import Workspace, provenance, read_json, write_json, write_parquet
@@ -63,17 +64,38 @@ def encode(
 
 
 def readout(
-    model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor, batch_size: int = 512
+    model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor, batch_size: int = 512,
+    views: int = 0, seed: int = 0,
 ) -> torch.Tensor:
     """Map raw tokens (n_models, n_tokens, token_dim) to ``HyperAutoencoder.readout`` features
-    (n_models, readout_dim) on the CPU, in eval mode."""
-    return _map_batches(model, normaliser, tokens, batch_size, model.readout, model.readout_dim)
+    (n_models, readout_dim) on the CPU, in eval mode.
+
+    With ``views`` = 0 the checkpoints are read in their stored neuron order. With ``views`` = k > 0 each
+    checkpoint's features are the mean over k random function-preserving permutations of its hidden neurons
+    (``hyperrep.weights.augment.permute``), drawn from ``seed``. The encoder is not invariant to neuron order,
+    so the average shrinks the part of each feature that depends on the order alone. The draws depend on
+    ``seed`` and on the order and batching of ``tokens``.
+    """
+    if views < 0:
+        raise ValueError(f"views={views} must be >= 0: 0 reads the stored neuron order, k > 0 averages k permutations")
+    if views == 0:
+        return _map_batches(model, normaliser, tokens, batch_size, model.readout, model.readout_dim)
+    generator = torch.Generator().manual_seed(seed)
+
+    def averaged(batch: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(batch.shape[0], model.readout_dim, device=batch.device)
+        for _ in range(views):
+            total += model.readout(permute(batch, model.layout, generator))
+        return total / views  # (B, readout_dim)
+
+    return _map_batches(model, normaliser, tokens, batch_size, averaged, model.readout_dim)
 
 
 def readout_zoo(zoo: Zoo, workspace: Workspace, encoder_name: str, keys: pd.DataFrame,
-                batch_size: int = 512) -> np.ndarray:
+                batch_size: int = 512, views: int = 0, seed: int = 0) -> np.ndarray:
     """Return the readout features (len(keys), readout_dim) of the checkpoints ``keys`` (model_id, epoch), in order.
 
+    ``views`` and ``seed`` are those of ``readout``; chunk i of the models draws its permutations from seed + i.
     Nothing is stored: the features are wide (thousands of columns), so they are recomputed from the encoder.
     """
     model, normaliser, layout, _ = load_encoder(workspace, encoder_name)
@@ -81,10 +103,10 @@ def readout_zoo(zoo: Zoo, workspace: Workspace, encoder_name: str, keys: pd.Data
     model_ids = list(dict.fromkeys(keys["model_id"]))
     rows, parts = [], []
     models_per_chunk = max(1, batch_size // max(1, len(zoo.epochs)))
-    for start in range(0, len(model_ids), models_per_chunk):
+    for chunk, start in enumerate(range(0, len(model_ids), models_per_chunk)):
         tokens, index = zoo_tokens(zoo, layout, model_ids=model_ids[start:start + models_per_chunk])
         rows.append(index)
-        parts.append(readout(model, normaliser, tokens, batch_size).numpy())
+        parts.append(readout(model, normaliser, tokens, batch_size, views, seed + chunk).numpy())
     index = pd.concat(rows, ignore_index=True).reset_index(names="row")
     aligned = keys[["model_id", "epoch"]].merge(index, on=["model_id", "epoch"], how="left")
     if aligned["row"].isna().any():

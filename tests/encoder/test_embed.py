@@ -8,6 +8,7 @@ import torch
 from hyperrep.encoder.data import zoo_tokens
 from hyperrep.encoder.embed import decode, embed_zoo, encode, latent_columns, readout, readout_zoo
 from hyperrep.encoder.model import READOUT_STATISTICS
+from hyperrep.weights.augment import permute
 from hyperrep.workspace import read_parquet
 
 
@@ -67,6 +68,36 @@ def test_readout_pools_each_layer(small_zoo, overfit_run):
     # The mean absolute value is a third statistic: it equals neither |mean| nor std everywhere.
     assert not torch.allclose(mean_abs, mean.abs())
     assert not torch.allclose(mean_abs, std)
+
+
+def test_readout_views_average_permutations(small_zoo, overfit_run):
+    tokens, _ = zoo_tokens(small_zoo, overfit_run.layout, "train", epochs=[3])
+    model, normaliser = overfit_run.model, overfit_run.normaliser
+    features = readout(model, normaliser, tokens, views=3, seed=7)
+    generator = torch.Generator().manual_seed(7)
+    model.eval()
+    with torch.no_grad():
+        batch = normaliser.transform(tokens)
+        expected = torch.stack([model.readout(permute(batch, model.layout, generator)) for _ in range(3)]).mean(0)
+    torch.testing.assert_close(features, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_readout_views_reduce_order_dependence(small_zoo, overfit_run):
+    # A function-preserving permutation of the input moves the stored-order readout; the average over 8 random
+    # permutations moves much less, since both sides then average over draws of the same neuron orders.
+    tokens, _ = zoo_tokens(small_zoo, overfit_run.layout, "train", epochs=[3])
+    model, normaliser = overfit_run.model, overfit_run.normaliser
+    permuted = permute(tokens, model.layout, torch.Generator().manual_seed(1))
+    single = (readout(model, normaliser, tokens) - readout(model, normaliser, permuted)).norm()
+    averaged = (readout(model, normaliser, tokens, views=8, seed=2)
+                - readout(model, normaliser, permuted, views=8, seed=3)).norm()
+    assert averaged < 0.6 * single
+
+
+def test_readout_negative_views_rejected(small_zoo, overfit_run):
+    tokens, _ = zoo_tokens(small_zoo, overfit_run.layout, "train", epochs=[3])
+    with pytest.raises(ValueError, match="views=-2 must be >= 0"):
+        readout(overfit_run.model, overfit_run.normaliser, tokens, views=-2)
 
 
 def test_readout_missing_checkpoint_named(small_zoo, overfit_run):
