@@ -1,7 +1,8 @@
 """Compare readouts of trained encoders for the ridge probe: which pooled encoder states predict test accuracy.
 
-For each encoder it computes feature blocks from one pass of every checkpoint through the encoder. A variant is a
-"+"-joined list of blocks. For each variant it prints the test R² of the ridge probe (the one `hyperrep report`
+For each encoder and each count in --views, it computes feature blocks from one pass of every checkpoint through
+the encoder, or from the mean over that many passes of randomly neuron-permuted copies. A variant is a "+"-joined
+list of blocks. For each variant it prints the test R² of the ridge probe (the one `hyperrep report`
 uses) for test accuracy and epoch. The encoders are only read, never retrained. The "readout variants" table in
 docs/probes.md comes from this script.
 
@@ -32,6 +33,7 @@ from hyperrep.analysis.probes import Target, run_probe
 from hyperrep.encoder.data import zoo_layout, zoo_tokens
 from hyperrep.encoder.model import READOUT_STATISTICS, HyperAutoencoder
 from hyperrep.encoder.train import load_encoder
+from hyperrep.weights.augment import permute
 from hyperrep.weights.normalise import LayerNormaliser
 from hyperrep.workspace import Workspace
 from hyperrep.zoo.store import Zoo
@@ -106,13 +108,24 @@ def _batch_blocks(model: HyperAutoencoder, batch: torch.Tensor) -> dict[str, tor
     return blocks
 
 
-def feature_blocks(model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor) -> dict[str, np.ndarray]:
-    """Return every feature block (name -> (n, width)) of raw tokens (n, n_tokens, token_dim), in eval mode."""
+def feature_blocks(model: HyperAutoencoder, normaliser: LayerNormaliser, tokens: torch.Tensor,
+                   views: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
+    """Return every feature block (name -> (n, width)) of raw tokens (n, n_tokens, token_dim), in eval mode.
+
+    ``views`` and ``seed`` are those of ``hyperrep.encoder.embed.readout``: with k > 0 views, every block is the
+    mean over k random function-preserving neuron permutations of each checkpoint.
+    """
     model.eval()
+    generator = torch.Generator().manual_seed(seed)
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(tokens), BATCH_SIZE):
         batch = normaliser.transform(tokens[start:start + BATCH_SIZE])
-        for name, block in _batch_blocks(model, batch).items():
+        if views == 0:
+            blocks = _batch_blocks(model, batch)
+        else:
+            drawn = [_batch_blocks(model, permute(batch, model.layout, generator)) for _ in range(views)]
+            blocks = {name: torch.stack([d[name] for d in drawn]).mean(0) for name in drawn[0]}
+        for name, block in blocks.items():
             parts.setdefault(name, []).append(block)
     return {name: torch.cat(blocks).numpy().astype(np.float64) for name, blocks in parts.items()}
 
@@ -123,6 +136,9 @@ def main() -> None:
     parser.add_argument("encoders", nargs="+", help="trained encoder names in the workspace")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                         help="comma-separated variants, each a +-joined list of blocks (default: %(default)s)")
+    parser.add_argument("--views", default="0",
+                        help="comma-separated numbers of random neuron permutations to average each checkpoint's "
+                             "blocks over; 0 reads the stored order (default: %(default)s)")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not variants:
@@ -132,23 +148,31 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown block {', '.join(unknown)} in variant {variant!r}: use {', '.join(BLOCKS)}")
 
+    try:
+        view_counts = [int(v) for v in args.views.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--views {args.views!r} is not a comma-separated list of integers, e.g. 0,1,8")
+    if not view_counts or min(view_counts) < 0:
+        parser.error(f"--views {args.views!r} needs at least one count, each >= 0, e.g. 0,1,8")
+
     workspace = Workspace(args.workspace)
     zoo = Zoo(workspace)
     tokens, index = zoo_tokens(zoo, zoo_layout(zoo))
     table = index.merge(zoo.table, on=list(KEY_COLUMNS))
 
-    print("| encoder | variant | features | test_acc R² | epoch R² | probe time (s) |")
-    print("|---|---|---|---|---|---|")
+    print("| encoder | views | variant | features | test_acc R² | epoch R² | probe time (s) |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.encoders:
         model, normaliser, _, _ = load_encoder(workspace, name)
-        blocks = feature_blocks(model, normaliser, tokens)
-        for variant in variants:
-            features = np.hstack([blocks[b] for b in variant.split("+")])
-            start = time.perf_counter()
-            r2 = {t.name: run_probe(features, table, t).metrics["r2"] for t in TARGETS}
-            seconds = time.perf_counter() - start
-            print(f"| {name} | {variant} | {features.shape[1]} | {r2['test_acc']:.3f} | {r2['epoch']:.3f} | "
-                  f"{seconds:.1f} |", flush=True)
+        for views in view_counts:
+            blocks = feature_blocks(model, normaliser, tokens, views)
+            for variant in variants:
+                features = np.hstack([blocks[b] for b in variant.split("+")])
+                start = time.perf_counter()
+                r2 = {t.name: run_probe(features, table, t).metrics["r2"] for t in TARGETS}
+                seconds = time.perf_counter() - start
+                print(f"| {name} | {views} | {variant} | {features.shape[1]} | {r2['test_acc']:.3f} | "
+                      f"{r2['epoch']:.3f} | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
