@@ -27,6 +27,11 @@ if report is None:
 st.subheader("Report")
 st.caption("Test-split scores of linear probes: R² and Kendall τ for numeric targets, accuracy for categorical "
            "ones. The hyper-rep column is the mean ± std over encoders; W and s(W) are deterministic.")
+details = data.json_file(workspace.reports_dir / "report.json") or {}
+if details.get("encoders"):
+    st.caption(f"Encoders: {', '.join(details['encoders'])}.")
+if details.get("hyperrep_features"):
+    st.caption(f"Hyper-rep features: {details['hyperrep_features']}.")
 wide = report.assign(score=[f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}"
                             for m, s, n in zip(report["mean"], report["std"], report["n_seeds"])])
 wide = wide.pivot_table(index=["target", "metric"], columns="features", values="score", aggfunc="first")

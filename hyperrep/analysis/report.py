@@ -235,8 +235,8 @@ def _summarise(scores: pd.DataFrame) -> pd.DataFrame:
     return summary.loc[:, list(REPORT_COLUMNS)]
 
 
-def _readout_label(config: ReportConfig) -> str:
-    """Describe the hyper-rep features of a report for its Markdown header."""
+def readout_label(config: ReportConfig) -> str:
+    """Describe the hyper-rep features of a report, for its Markdown header, report.json and the Probe page."""
     label = READOUT_LABELS[config.readout]
     if config.readout != "tokens":
         return label
@@ -259,7 +259,7 @@ def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspa
         + ". Scores are on the test models.",
         f"Encoders (one seed each): {', '.join(encoders) if encoders else 'none'}. "
         "W and s(W) are deterministic, so their std is 0 over 1 seed.",
-        f"Hyper-rep features: {_readout_label(config)}.",
+        f"Hyper-rep features: {readout_label(config)}.",
     ]
     if transforms:
         lines.append("Regressed on log10: " + ", ".join(sorted(transforms)) + ".")
@@ -379,7 +379,8 @@ def probe_report(
     markdown = _markdown(summary, skipped, workspace, table, encoders, targets, config)
     write_text(paths["markdown"], markdown)
     write_json(paths["json"], {
-        "config": asdict(config), "encoders": encoders, "targets": [asdict(t) for t in targets],
+        "config": asdict(config), "encoders": encoders, "hyperrep_features": readout_label(config),
+        "targets": [asdict(t) for t in targets],
         "skipped": skipped, "n_checkpoints": len(table), "seconds": round(time.perf_counter() - start, 3),
         **provenance(),
     })

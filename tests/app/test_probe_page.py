@@ -23,6 +23,13 @@ def test_report_table_lists_targets(report_workspace):
     assert "test_acc" in targets
 
 
+def test_report_names_hyperrep_features(report_workspace):
+    at = open_page(report_workspace, PAGE)
+    captions = joined(at, "caption")
+    assert "Hyper-rep features: the latent and, after each encoder block" in captions
+    assert "averaged over 8 random neuron permutations" in captions
+
+
 def test_selection_outlined_in_predictions(report_workspace):
     keys = pd.DataFrame({"model_id": ["m0001"], "epoch": [2]})
     at = open_page(report_workspace, PAGE, selection=keys, selection_source="Explore map")
