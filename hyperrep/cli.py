@@ -124,9 +124,16 @@ def _bandwidth(text: str) -> float | str:
     return value
 
 
+def _workspace(name_or_path: str) -> Workspace:
+    """Open a workspace that may not exist yet, rejecting a path that is a file or lies inside one."""
+    workspace = Workspace(name_or_path)
+    workspace.check_folder()
+    return workspace
+
+
 def _existing_workspace(name_or_path: str) -> Workspace:
     """Open a workspace that must exist already, naming the commands that create one if it does not."""
-    workspace = Workspace(name_or_path)
+    workspace = _workspace(name_or_path)
     if not workspace.root.is_dir():
         raise FileNotFoundError(
             f"workspace {workspace.root} does not exist: create it with `hyperrep zoo -w {name_or_path}` or "
@@ -186,7 +193,7 @@ def _zoo(args: argparse.Namespace) -> int:
         sampling=args.sampling, seed=args.seed, method=args.method, shuffle=args.shuffle,
     )
     config.validate()
-    workspace = Workspace(args.workspace)
+    workspace = _workspace(args.workspace)
     bar = TqdmProgress("zoo", unit="model")
     start = time.perf_counter()
     try:
@@ -352,13 +359,14 @@ def _demo(args: argparse.Namespace) -> int:
         bars.append(TqdmProgress(stage))
         return bars[-1]
 
+    workspace = _workspace(args.workspace)
     start = time.perf_counter()
     try:
-        projection = run_pipeline(Workspace(args.workspace), config, progress=stage_progress)
+        projection = run_pipeline(workspace, config, progress=stage_progress)
     finally:
         if bars:
             bars[-1].close()
-    print(f"workspace {Workspace(args.workspace).root} is ready in {time.perf_counter() - start:.0f} s: "
+    print(f"workspace {workspace.root} is ready in {time.perf_counter() - start:.0f} s: "
           f"{len(projection.table)} checkpoints on the map, {projection.n_clusters} clusters")
     print(f"explore it with: streamlit run app.py -- --workspace {args.workspace}"
           + ("   (or: make run)" if args.workspace == "demo" else ""))
@@ -651,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         # Log lines go through tqdm.write, so they print above a progress bar instead of inside its line.
         with logging_redirect_tqdm():
             return run(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, KeyError) as err:
         print(f"hyperrep {args.command}: error: {_with_options(str(err), args.field_options)}", file=sys.stderr)
         return 2
 

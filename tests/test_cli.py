@@ -93,3 +93,36 @@ def test_project_unknown_encoder_hint(capsys, digits_encoder):
     assert "available encoders: default" in err
     assert f"`hyperrep train -w {digits_encoder.root} --name nope` and " in err
     assert f"`hyperrep embed -w {digits_encoder.root} --encoder nope`" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["zoo", "-w"], ["train", "-w"], ["embed", "-w"], ["project", "-w"], ["report", "-w"], ["sample", "-w"],
+    ["generate-report", "-w"], ["generate-report"], ["demo", "-w"], ["worker", "--once", "--workspace"],
+])
+def test_workspace_file_rejected(capsys, tmp_path, argv):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a workspace")
+    err = run_error(capsys, [*argv, str(path)])
+    assert f"workspace path {path} is a file, not a workspace folder" in err
+    assert "give a folder path or a workspace name under" in err
+    assert "does not exist" not in err
+    assert path.read_text() == "not a workspace"
+
+
+def test_workspace_inside_file_rejected(capsys, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a workspace")
+    err = run_error(capsys, ["zoo", "-w", str(path / "ws"), "--n-models", "2", "--epochs", "1"])
+    assert f"is inside {path}, which is a file, not a folder" in err
+    assert "Traceback" not in err
+
+
+def test_worker_module_rejects_file(capsys, tmp_path):
+    from hyperrep.jobs.worker import main as worker_main
+
+    path = tmp_path / "notes.txt"
+    path.write_text("not a workspace")
+    with pytest.raises(SystemExit) as exited:
+        worker_main(["--workspace", str(path), "--once"])
+    assert exited.value.code == 2
+    assert f"workspace path {path} is a file" in capsys.readouterr().err
