@@ -35,6 +35,8 @@ class TqdmProgress:
     """A ``progress(done, total, message)`` callable that draws a tqdm bar.
 
     The bar is drawn at the first call, so a command that fails validation before any progress prints no empty bar.
+    The first call's ``done`` is the bar's starting count, such as the stored epoch of a resumed training run, so
+    the rate and time estimate count only the units done after it.
     """
 
     def __init__(self, desc: str, unit: str = "it"):
@@ -47,7 +49,7 @@ class TqdmProgress:
             # time estimate.
             self.close()
         if self.bar is None:
-            self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, dynamic_ncols=True)
+            self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, initial=done, dynamic_ncols=True)
         self.bar.total = total
         self.bar.n = done
         self.bar.set_postfix_str(message, refresh=False)

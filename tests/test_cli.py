@@ -1,8 +1,11 @@
 """Tests of the ``hyperrep`` command: how train builds its EncoderConfig, and its error output."""
 
+import re
+import time
+
 import pytest
 
-from hyperrep.cli import _train_config, build_parser, main
+from hyperrep.cli import TqdmProgress, _train_config, build_parser, main
 
 
 def train_config(*options: str):
@@ -126,3 +129,23 @@ def test_worker_module_rejects_file(capsys, tmp_path):
         worker_main(["--workspace", str(path), "--once"])
     assert exited.value.code == 2
     assert f"workspace path {path} is a file" in capsys.readouterr().err
+
+
+def bar_states(stderr: str) -> list[str]:
+    """Split tqdm's stderr output into the states it drew. Each state starts with a carriage return or a new line."""
+    return [state for state in stderr.replace("\n", "\r").split("\r") if state.strip()]
+
+
+def test_progress_bar_starts_at_resumed_count(capsys):
+    bar = TqdmProgress("encoder", unit="epoch")
+    bar(3, 10, "resuming after epoch 3/10")
+    time.sleep(0.2)
+    bar(4, 10, "epoch 4/10")
+    bar.close()
+    states = bar_states(capsys.readouterr().err)
+    assert "3/10 [00:00<?, ?epoch/s" in states[0]
+    assert "4/10 [" in states[-1]
+    # One epoch ran in at least 0.2 s, so the rate is at most 5 epoch/s. Counting the 3 stored epochs gives 20.
+    value, unit = re.search(r"4/10 \[[^,]*, *([\d.]+)(epoch/s|s/epoch)", states[-1]).groups()
+    rate = float(value) if unit == "epoch/s" else 1 / float(value)
+    assert rate <= 5.0
