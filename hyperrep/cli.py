@@ -456,21 +456,29 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)
 def _report(args: argparse.Namespace) -> int:
-    from hyperrep.analysis.report import ENCODER_PROGRESS_PREFIX, ReportConfig, probe_report
+    from hyperrep.analysis.report import (
+        ENCODER_PROGRESS_PREFIX, FEATURES_PROGRESS_PREFIX, ReportConfig, probe_report,
+    )
 
     if args.encoders == []:
         # The Python API takes encoders=[] for a report of W and s(W) only. On the command line it is a typo.
         raise ValueError("--encoders names no encoder: name at least one, or leave the option out to use all")
     if args.views is not None and args.readout != "tokens":
         raise ValueError(f"--views {args.views} applies to --readout tokens only: the stored latent has one view")
-    encoder_bar, probe_bar = TqdmProgress("encoder", unit="epoch"), TqdmProgress("probes", unit="probe")
+    encoder_bar = TqdmProgress("encoder", unit="epoch")
+    features_bar = TqdmProgress("features", unit="step")
+    probe_bar = TqdmProgress("probes", unit="probe")
 
     def progress(done: int, total: int, message: str) -> None:
-        # Encoders trained for missing seeds get their own bar, so the probes' time estimate starts with the probes.
+        # Each stage gets its own bar, closed when the next stage starts, so each bar's time is that stage's alone.
         if message.startswith(ENCODER_PROGRESS_PREFIX):
             encoder_bar(done, total, message)
+        elif message.startswith(FEATURES_PROGRESS_PREFIX):
+            encoder_bar.close()
+            features_bar(done, total, message.removeprefix(FEATURES_PROGRESS_PREFIX))
         else:
             encoder_bar.close()
+            features_bar.close()
             probe_bar(done, total, message)
 
     try:
@@ -479,6 +487,7 @@ def _report(args: argparse.Namespace) -> int:
         report = probe_report(_existing_workspace(args.workspace), config, progress=progress)
     finally:
         encoder_bar.close()
+        features_bar.close()
         probe_bar.close()
     print(report.paths["markdown"].read_text())
     print(f"report written to {report.paths['markdown']} and {report.paths['csv']}")
