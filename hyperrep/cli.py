@@ -426,7 +426,12 @@ def _project(args: argparse.Namespace) -> int:
         n_epochs=args.n_epochs, seed=args.seed, min_cluster_size=args.min_cluster_size, encoder=args.encoder,
         epochs=args.epochs,
     )
-    projection = project_embeddings(_existing_workspace(args.workspace), config, force=args.force)
+    workspace = _existing_workspace(args.workspace)
+    bar = TqdmProgress("project", unit="projection")
+    try:
+        projection = project_embeddings(workspace, config, force=args.force, progress=bar)
+    finally:
+        bar.close()
     n_noise = int((projection.table["cluster"] < 0).sum())
     print(f"projection {'reused from' if projection.reused else 'written to'} {projection.path}")
     print(f"{len(projection.table)} points, {projection.n_clusters} clusters ({n_noise} noise points), "
