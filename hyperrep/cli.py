@@ -35,6 +35,8 @@ class TqdmProgress:
     """A ``progress(done, total, message)`` callable that draws a tqdm bar.
 
     The bar is drawn at the first call, so a command that fails validation before any progress prints no empty bar.
+    The first call's ``done`` is the bar's starting count, such as the stored epoch of a resumed training run, so
+    the rate and time estimate count only the units done after it.
     """
 
     def __init__(self, desc: str, unit: str = "it"):
@@ -47,7 +49,7 @@ class TqdmProgress:
             # time estimate.
             self.close()
         if self.bar is None:
-            self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, dynamic_ncols=True)
+            self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, initial=done, dynamic_ncols=True)
         self.bar.total = total
         self.bar.n = done
         self.bar.set_postfix_str(message, refresh=False)
@@ -124,9 +126,16 @@ def _bandwidth(text: str) -> float | str:
     return value
 
 
+def _workspace(name_or_path: str) -> Workspace:
+    """Open a workspace that may not exist yet, rejecting a path that is a file or lies inside one."""
+    workspace = Workspace(name_or_path)
+    workspace.check_folder()
+    return workspace
+
+
 def _existing_workspace(name_or_path: str) -> Workspace:
     """Open a workspace that must exist already, naming the commands that create one if it does not."""
-    workspace = Workspace(name_or_path)
+    workspace = _workspace(name_or_path)
     if not workspace.root.is_dir():
         raise FileNotFoundError(
             f"workspace {workspace.root} does not exist: create it with `hyperrep zoo -w {name_or_path}` or "
@@ -186,7 +195,7 @@ def _zoo(args: argparse.Namespace) -> int:
         sampling=args.sampling, seed=args.seed, method=args.method, shuffle=args.shuffle,
     )
     config.validate()
-    workspace = Workspace(args.workspace)
+    workspace = _workspace(args.workspace)
     bar = TqdmProgress("zoo", unit="model")
     start = time.perf_counter()
     try:
@@ -352,13 +361,14 @@ def _demo(args: argparse.Namespace) -> int:
         bars.append(TqdmProgress(stage))
         return bars[-1]
 
+    workspace = _workspace(args.workspace)
     start = time.perf_counter()
     try:
-        projection = run_pipeline(Workspace(args.workspace), config, progress=stage_progress)
+        projection = run_pipeline(workspace, config, progress=stage_progress)
     finally:
         if bars:
             bars[-1].close()
-    print(f"workspace {Workspace(args.workspace).root} is ready in {time.perf_counter() - start:.0f} s: "
+    print(f"workspace {workspace.root} is ready in {time.perf_counter() - start:.0f} s: "
           f"{len(projection.table)} checkpoints on the map, {projection.n_clusters} clusters")
     print(f"explore it with: streamlit run app.py -- --workspace {args.workspace}"
           + ("   (or: make run)" if args.workspace == "demo" else ""))
@@ -416,7 +426,12 @@ def _project(args: argparse.Namespace) -> int:
         n_epochs=args.n_epochs, seed=args.seed, min_cluster_size=args.min_cluster_size, encoder=args.encoder,
         epochs=args.epochs,
     )
-    projection = project_embeddings(_existing_workspace(args.workspace), config, force=args.force)
+    workspace = _existing_workspace(args.workspace)
+    bar = TqdmProgress("project", unit="projection")
+    try:
+        projection = project_embeddings(workspace, config, force=args.force, progress=bar)
+    finally:
+        bar.close()
     n_noise = int((projection.table["cluster"] < 0).sum())
     print(f"projection {'reused from' if projection.reused else 'written to'} {projection.path}")
     print(f"{len(projection.table)} points, {projection.n_clusters} clusters ({n_noise} noise points), "
@@ -446,21 +461,29 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)
 def _report(args: argparse.Namespace) -> int:
-    from hyperrep.analysis.report import ENCODER_PROGRESS_PREFIX, ReportConfig, probe_report
+    from hyperrep.analysis.report import (
+        ENCODER_PROGRESS_PREFIX, FEATURES_PROGRESS_PREFIX, ReportConfig, probe_report,
+    )
 
     if args.encoders == []:
         # The Python API takes encoders=[] for a report of W and s(W) only. On the command line it is a typo.
         raise ValueError("--encoders names no encoder: name at least one, or leave the option out to use all")
     if args.views is not None and args.readout != "tokens":
         raise ValueError(f"--views {args.views} applies to --readout tokens only: the stored latent has one view")
-    encoder_bar, probe_bar = TqdmProgress("encoder", unit="epoch"), TqdmProgress("probes", unit="probe")
+    encoder_bar = TqdmProgress("encoder", unit="epoch")
+    features_bar = TqdmProgress("features", unit="step")
+    probe_bar = TqdmProgress("probes", unit="probe")
 
     def progress(done: int, total: int, message: str) -> None:
-        # Encoders trained for missing seeds get their own bar, so the probes' time estimate starts with the probes.
+        # Each stage gets its own bar, closed when the next stage starts, so each bar's time is that stage's alone.
         if message.startswith(ENCODER_PROGRESS_PREFIX):
             encoder_bar(done, total, message)
+        elif message.startswith(FEATURES_PROGRESS_PREFIX):
+            encoder_bar.close()
+            features_bar(done, total, message.removeprefix(FEATURES_PROGRESS_PREFIX))
         else:
             encoder_bar.close()
+            features_bar.close()
             probe_bar(done, total, message)
 
     try:
@@ -469,6 +492,7 @@ def _report(args: argparse.Namespace) -> int:
         report = probe_report(_existing_workspace(args.workspace), config, progress=progress)
     finally:
         encoder_bar.close()
+        features_bar.close()
         probe_bar.close()
     print(report.paths["markdown"].read_text())
     print(f"report written to {report.paths['markdown']} and {report.paths['csv']}")
@@ -651,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         # Log lines go through tqdm.write, so they print above a progress bar instead of inside its line.
         with logging_redirect_tqdm():
             return run(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, KeyError) as err:
         print(f"hyperrep {args.command}: error: {_with_options(str(err), args.field_options)}", file=sys.stderr)
         return 2
 

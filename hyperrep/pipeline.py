@@ -74,7 +74,7 @@ def run_pipeline(
     else:
         logger.info("reusing embeddings %s: newer than the encoder checkpoint", embeddings)
     logger.info("encoder %s trained for %d epochs", config.encoder_name, run.epochs_done)
-    projection = project_embeddings(workspace, config.projection)
+    projection = project_embeddings(workspace, config.projection, progress=stage("project"))
     if not (workspace.reports_dir / "report.csv").is_file():
         probe_report(workspace, ReportConfig(encoders=[config.encoder_name]), progress=stage("report"))
     return projection

@@ -192,5 +192,16 @@ class Workspace:
     def has_zoo(self) -> bool:
         return (self.zoo_dir / "table.parquet").is_file()
 
+    def check_folder(self) -> None:
+        """Raise NotADirectoryError when the root, or a folder above it, is a file, so no workspace can be there."""
+        fix = f"give a folder path or a workspace name under {CACHE_DIR}/"
+        if self.root.is_file():
+            raise NotADirectoryError(f"workspace path {self.root} is a file, not a workspace folder: {fix}")
+        for parent in self.root.parents:
+            if parent.is_file():
+                raise NotADirectoryError(
+                    f"workspace path {self.root} is inside {parent}, which is a file, not a folder: {fix}"
+                )
+
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"

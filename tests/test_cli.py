@@ -1,8 +1,11 @@
 """Tests of the ``hyperrep`` command: how train builds its EncoderConfig, and its error output."""
 
+import re
+import time
+
 import pytest
 
-from hyperrep.cli import _train_config, build_parser, main
+from hyperrep.cli import TqdmProgress, _train_config, build_parser, main
 
 
 def train_config(*options: str):
@@ -93,3 +96,56 @@ def test_project_unknown_encoder_hint(capsys, digits_encoder):
     assert "available encoders: default" in err
     assert f"`hyperrep train -w {digits_encoder.root} --name nope` and " in err
     assert f"`hyperrep embed -w {digits_encoder.root} --encoder nope`" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["zoo", "-w"], ["train", "-w"], ["embed", "-w"], ["project", "-w"], ["report", "-w"], ["sample", "-w"],
+    ["generate-report", "-w"], ["generate-report"], ["demo", "-w"], ["worker", "--once", "--workspace"],
+])
+def test_workspace_file_rejected(capsys, tmp_path, argv):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a workspace")
+    err = run_error(capsys, [*argv, str(path)])
+    assert f"workspace path {path} is a file, not a workspace folder" in err
+    assert "give a folder path or a workspace name under" in err
+    assert "does not exist" not in err
+    assert path.read_text() == "not a workspace"
+
+
+def test_workspace_inside_file_rejected(capsys, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a workspace")
+    err = run_error(capsys, ["zoo", "-w", str(path / "ws"), "--n-models", "2", "--epochs", "1"])
+    assert f"is inside {path}, which is a file, not a folder" in err
+    assert "Traceback" not in err
+
+
+def test_worker_module_rejects_file(capsys, tmp_path):
+    from hyperrep.jobs.worker import main as worker_main
+
+    path = tmp_path / "notes.txt"
+    path.write_text("not a workspace")
+    with pytest.raises(SystemExit) as exited:
+        worker_main(["--workspace", str(path), "--once"])
+    assert exited.value.code == 2
+    assert f"workspace path {path} is a file" in capsys.readouterr().err
+
+
+def bar_states(stderr: str) -> list[str]:
+    """Split tqdm's stderr output into the states it drew. Each state starts with a carriage return or a new line."""
+    return [state for state in stderr.replace("\n", "\r").split("\r") if state.strip()]
+
+
+def test_progress_bar_starts_at_resumed_count(capsys):
+    bar = TqdmProgress("encoder", unit="epoch")
+    bar(3, 10, "resuming after epoch 3/10")
+    time.sleep(0.2)
+    bar(4, 10, "epoch 4/10")
+    bar.close()
+    states = bar_states(capsys.readouterr().err)
+    assert "3/10 [00:00<?, ?epoch/s" in states[0]
+    assert "4/10 [" in states[-1]
+    # One epoch ran in at least 0.2 s, so the rate is at most 5 epoch/s. Counting the 3 stored epochs gives 20.
+    value, unit = re.search(r"4/10 \[[^,]*, *([\d.]+)(epoch/s|s/epoch)", states[-1]).groups()
+    rate = float(value) if unit == "epoch/s" else 1 / float(value)
+    assert rate <= 5.0

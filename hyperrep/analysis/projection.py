@@ -11,9 +11,10 @@ import json
 import logging
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import hdbscan
 import numba
@@ -26,6 +27,8 @@ from hyperrep.analysis.features import KEY_COLUMNS, load_embeddings, split_featu
 from hyperrep.workspace import Workspace, provenance, read_json, read_parquet, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
 
 METRICS: tuple[str, ...] = ("euclidean", "cosine", "manhattan")
 COORDINATES: tuple[str, ...] = ("x", "y", "z")
@@ -160,19 +163,30 @@ def fit_projection(features: np.ndarray, config: ProjectionConfig) -> FittedProj
         metric=config.metric, n_epochs=config.n_epochs, random_state=config.seed, transform_seed=config.seed,
         precomputed_knn=(knn_indices.astype(np.int32), knn_distances.astype(np.float32), _SearchIndex(neighbors)),
     )
-    with warnings.catch_warnings():
+    # Other warnings, such as scikit-learn's "Graph is not fully connected" from UMAP's spectral initialisation,
+    # are logged as one line each instead of printed to stderr, where they would break a progress bar's line.
+    # NOTE: catch_warnings is process-wide, so a warning that another thread raises during the fit is logged here.
+    with warnings.catch_warnings(record=True) as caught:
         # Expected: the stand-in search index is not an NNDescent, and random_state turns off parallelism.
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")
         coordinates = reducer.fit_transform(features).astype(np.float32)  # (n_points, n_components)
-
-    clusterer = hdbscan.HDBSCAN(min_cluster_size=config.min_cluster_size, prediction_data=True)
-    clusters = clusterer.fit_predict(coordinates)
+        clusterer = hdbscan.HDBSCAN(min_cluster_size=config.min_cluster_size, prediction_data=True)
+        clusters = clusterer.fit_predict(coordinates)
+    _log_warnings(caught, f"UMAP and HDBSCAN fit of {n_points} points")
     return FittedProjection(
         umap_=reducer, clusterer_=clusterer, coordinates=coordinates,
         clusters=clusters.astype(np.int64), probabilities=clusterer.probabilities_.astype(np.float32),
         n_features=features.shape[1],
     )
+
+
+def _log_warnings(caught: list[warnings.WarningMessage], source: str) -> None:
+    """Log each distinct warning in ``caught`` as one line, with its category and how often it was raised."""
+    counts = Counter((w.category.__name__, " ".join(str(w.message).split())) for w in caught)
+    for (category, message), count in counts.items():
+        repeats = f" ({count} times)" if count > 1 else ""
+        logger.warning("%s: %s: %s%s", source, category, message, repeats)
 
 
 def check_size(n_points: int, config: ProjectionConfig, description: str) -> None:
@@ -270,6 +284,7 @@ def project_embeddings(
     workspace: Workspace | str | Path,
     config: ProjectionConfig | None = None,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> Projection:
     """Project a workspace's embeddings, or read back the stored projection with the same key.
 
@@ -281,6 +296,9 @@ def project_embeddings(
         Default: ``ProjectionConfig()``.
     force : bool
         Recompute and overwrite even when a stored projection has the same key.
+    progress : callable(done, total, message), optional
+        Called with (0, 1) before the fit and with (1, 1) when the projection is written, or once with (1, 1)
+        when a stored one is read back.
 
     Returns
     -------
@@ -301,6 +319,8 @@ def project_embeddings(
         start = time.perf_counter()
         table = read_parquet(path)
         logger.info("reusing projection %s of encoder %r (%d points) from %s", key, config.encoder, len(table), path)
+        if progress is not None:
+            progress(1, 1, f"reused the stored projection of {len(table)} points")
         return Projection(table, config, key, path, reused=True, seconds=time.perf_counter() - start,
                           info=read_json(info_path))
 
@@ -311,6 +331,8 @@ def project_embeddings(
     keys, features = split_features(selected)
     check_size(len(keys), config, description)
     logger.info("computing projection %s of %s: %d points, config %s", key, description, len(keys), asdict(config))
+    if progress is not None:
+        progress(0, 1, f"fitting UMAP and HDBSCAN on {len(keys)} points")
     start = time.perf_counter()
     fitted = fit_projection(features, config)
     seconds = time.perf_counter() - start
@@ -326,6 +348,8 @@ def project_embeddings(
     write_parquet(path, table)
     write_json(info_path, info)
     logger.info("projection %s written to %s in %.1f s (%d clusters)", key, path, seconds, info["n_clusters"])
+    if progress is not None:
+        progress(1, 1, f"{len(table)} points, {info['n_clusters']} clusters")
     return Projection(table, config, key, path, reused=False, seconds=seconds, info=info)
 
 

@@ -37,8 +37,11 @@ FEATURE_LABELS: dict[str, str] = {"W": "W", "sW": "s(W)", "hyperrep": "hyper-rep
 METRIC_LABELS: dict[str, str] = {"r2": "R²", "kendall_tau": "Kendall τ", "accuracy": "accuracy"}
 REPORT_COLUMNS: tuple[str, ...] = ("target", "features", "metric", "mean", "std", "n_seeds")
 READOUTS: tuple[str, ...] = ("tokens", "latent")
-# Progress messages from encoders trained for missing seeds start with this; those from probes do not.
+# Progress messages from encoders trained for missing seeds start with ENCODER_PROGRESS_PREFIX, and those of the
+# feature step (embedding new encoders, then W, s(W) and each encoder's features) with FEATURES_PROGRESS_PREFIX.
+# Messages from probes start with neither.
 ENCODER_PROGRESS_PREFIX = "encoder "
+FEATURES_PROGRESS_PREFIX = "features: "
 READOUT_LABELS: dict[str, str] = {
     "tokens": ("the latent and, after each encoder block, the mean, std and mean absolute value of every layer's "
                "token states"),
@@ -54,8 +57,8 @@ class ReportConfig:
     """Settings of one probe report. Saved as ``reports/report.json`` beside it.
 
     ``encoders`` are the names under ``embeddings/`` (None: all of them). ``n_seeds`` is the number of encoders
-    the report needs (None: as many as there are). When there are fewer, the report trains and embeds more
-    encoders with other seeds first (see ``train_missing_encoders``).
+    the report needs (None: as many as there are). When there are fewer, the report trains more encoders with
+    other seeds first (see ``train_missing_encoders``) and embeds them.
 
     ``readout`` is what the hyper-rep column probes. "latent" reads the stored embeddings. "tokens" (the
     default) recomputes, from each encoder, the latent followed by its pooled token states
@@ -129,14 +132,16 @@ def _saved_encoder_config(workspace: Workspace, name: str):
 def train_missing_encoders(
     zoo: Zoo, workspace: Workspace, encoders: list[str], n_seeds: int, progress: Progress | None = None,
 ) -> list[str]:
-    """Train and embed encoders with new seeds until there are ``n_seeds``; return all encoder names.
+    """Train encoders with new seeds until ``encoders`` and the new ones number ``n_seeds``; return the new names.
+
+    The new encoders are not embedded yet: the caller embeds them after all training, so that the training and the
+    embedding each report their own progress.
 
     A new encoder copies the config of the first of ``encoders`` that has one (default: ``EncoderConfig()``) with
     another seed, and is named ``<base>-seed<seed>``, where ``<base>`` is that encoder's name without any
     ``-seed<k>`` ending (default: ``default``).
     """
     from hyperrep.encoder.config import EncoderConfig
-    from hyperrep.encoder.embed import embed_zoo
     from hyperrep.encoder.train import train_encoder
 
     configs = {name: _saved_encoder_config(workspace, name) for name in encoders}
@@ -144,10 +149,10 @@ def train_missing_encoders(
     base_name, base_config = saved[0] if saved else ("default", EncoderConfig())
     base_name = re.sub(r"-seed\d+$", "", base_name)
     used_seeds = {c.seed for _, c in saved}
-    encoders = list(encoders)
+    new_encoders: list[str] = []
 
     seed = 0
-    while len(encoders) < n_seeds:
+    while len(encoders) + len(new_encoders) < n_seeds:
         name = f"{base_name}-seed{seed}"
         if seed in used_seeds or name in encoders:
             seed += 1
@@ -159,16 +164,48 @@ def train_missing_encoders(
                 progress(done, total, f"{ENCODER_PROGRESS_PREFIX}{name}: {message}")
 
         train_encoder(zoo, replace(base_config, seed=seed), workspace, name=name, progress=report_epoch)
-        embed_zoo(zoo, workspace, encoder_name=name)
-        encoders.append(name)
+        new_encoders.append(name)
         used_seeds.add(seed)
-    return encoders
+    return new_encoders
+
+
+class _StepProgress:
+    """Progress of a fixed number of steps, each reported as it starts, with messages under one prefix."""
+
+    def __init__(self, progress: Progress | None, n_steps: int, prefix: str):
+        self.progress, self.n_steps, self.prefix = progress, n_steps, prefix
+        self.done = 0
+
+    def start(self, message: str) -> None:
+        """Report that the next step, described by ``message``, starts now."""
+        if self.progress is not None:
+            self.progress(self.done, self.n_steps, self.prefix + message)
+        self.done += 1
+
+    def finish(self) -> None:
+        """Report that every step is done."""
+        if self.progress is not None:
+            self.progress(self.n_steps, self.n_steps, self.prefix + "done")
+
+
+def _embed_encoders(zoo: Zoo, workspace: Workspace, encoders: list[str], steps: _StepProgress) -> None:
+    """Embed the zoo with each of ``encoders``, starting one step of ``steps`` per encoder."""
+    from hyperrep.encoder.embed import embed_zoo
+
+    for name in encoders:
+        steps.start(f"embedding the zoo with encoder {name}")
+        embed_zoo(zoo, workspace, encoder_name=name)
 
 
 def _feature_matrices(
     zoo: Zoo, workspace: Workspace, table: pd.DataFrame, encoders: list[str], config: ReportConfig,
+    start_step: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
-    """Return the checkpoints every feature set covers and, per (features, encoder), the aligned matrix."""
+    """Return the checkpoints every feature set covers and, per (features, encoder), the aligned matrix.
+
+    ``start_step``, when given, is called with a description before each of the ``2 + len(encoders)`` matrices.
+    """
+    start_step = start_step if start_step is not None else (lambda message: None)
     keys = table.loc[:, list(KEY_COLUMNS)]
     embedded = {}
     for encoder in encoders:
@@ -183,11 +220,16 @@ def _feature_matrices(
     if keys.empty:
         raise ValueError(f"no checkpoint of zoo {zoo.dir} has embeddings from every encoder {encoders}")
 
-    matrices = {("W", ""): flat_weights(zoo, keys), ("sW", ""): weight_statistics(zoo, keys)}
+    start_step("flattening the weights W")
+    matrices = {("W", ""): flat_weights(zoo, keys)}
+    start_step("computing the weight statistics s(W)")
+    matrices[("sW", "")] = weight_statistics(zoo, keys)
     for encoder, embeddings in embedded.items():
         if config.readout == "tokens":
+            start_step(f"computing the token readout of encoder {encoder}")
             matrices[("hyperrep", encoder)] = _token_readout(zoo, workspace, encoder, keys, config)
         else:
+            start_step(f"reading the latent of encoder {encoder}")
             _, matrices[("hyperrep", encoder)] = split_features(keys.merge(embeddings, on=list(KEY_COLUMNS)))
     return keys, matrices
 
@@ -311,7 +353,10 @@ def probe_report(
         Which encoders, and how many seeds are required. Default: every encoder present.
         Missing seeds are trained, which takes minutes per encoder with the default EncoderConfig.
     progress : callable(done, total, message), optional
-        Called after each epoch of an encoder trained for a missing seed, then after each probe.
+        Called for three stages in turn, each counting from its own start. The first is the epochs of each
+        encoder trained for a missing seed, with messages that start with ENCODER_PROGRESS_PREFIX. The second is
+        the feature steps (embedding the new encoders, then computing W, s(W) and each encoder's features), with
+        messages that start with FEATURES_PROGRESS_PREFIX. The last is the probes.
     """
     start = time.perf_counter()
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
@@ -319,12 +364,20 @@ def probe_report(
     config.validate()
     zoo = Zoo(workspace)
     encoders = _encoders(workspace, config)
+    new_encoders = []
     if config.n_seeds is not None and len(encoders) < config.n_seeds:
-        encoders = train_missing_encoders(zoo, workspace, encoders, config.n_seeds, progress)
+        new_encoders = train_missing_encoders(zoo, workspace, encoders, config.n_seeds, progress)
+    encoders = encoders + new_encoders
+
+    # The feature steps get their own progress, so an encoder bar closes when its last epoch ends. There is one
+    # step per new encoder to embed, then W, s(W) and one per encoder's features.
+    steps = _StepProgress(progress, len(new_encoders) + 2 + len(encoders), FEATURES_PROGRESS_PREFIX)
+    _embed_encoders(zoo, workspace, new_encoders, steps)
     if not encoders:
         logger.warning("workspace %s has no embeddings: the report has W and s(W) only", workspace.name)
     table = _checkpoint_table(zoo)
-    keys, matrices = _feature_matrices(zoo, workspace, table, encoders, config)
+    keys, matrices = _feature_matrices(zoo, workspace, table, encoders, config, steps.start)
+    steps.finish()
     table = keys.merge(table, on=list(KEY_COLUMNS))
 
     targets, skipped = [], {}

@@ -162,7 +162,7 @@ def embed_zoo(
         Holds the encoder and receives ``embeddings/<encoder_name>.parquet``; by default the zoo's workspace.
     encoder_name : str, default "default"
     progress : callable(done, total, message), optional
-        Called after each batch of models, with the number of models embedded so far.
+        Called with 0 before the first batch of models, then after each batch with the number embedded so far.
 
     Returns
     -------
@@ -179,6 +179,9 @@ def embed_zoo(
         raise ValueError(f"zoo {zoo.workspace.root} has no models with status 'ok' to embed")
     parts = []
     models_per_chunk = max(1, batch_size // max(1, len(zoo.epochs)))
+    if progress is not None:
+        # Report 0 first, so a progress bar opens before the first batch and times it.
+        progress(0, len(model_ids), f"embedding {len(model_ids)} models")
     for start in range(0, len(model_ids), models_per_chunk):
         chunk = model_ids[start:start + models_per_chunk]
         tokens, index = zoo_tokens(zoo, layout, model_ids=chunk)

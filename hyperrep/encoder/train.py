@@ -203,7 +203,8 @@ def train_encoder(
     name : str, default "default"
         The encoder's name within the workspace.
     progress : callable(done, total, message), optional
-        Called after every epoch's checkpoint is written, with the epoch count and a message with the losses. An
+        Called once before training with the starting epoch (0, or the last stored epoch when resuming), then
+        after every epoch's checkpoint is written, with the epoch count and a message with the losses. An
         exception raised inside it stops training; the checkpoint of that epoch is kept for resuming.
     resume : bool, default True
         Continue from ``checkpoint.safetensors`` if it exists (its config must equal ``config``); False starts
@@ -292,6 +293,12 @@ def train_encoder(
         name, n, n_train_models, len(val_tokens), sum(p.numel() for p in model.parameters()), device,
     )
 
+    if progress is not None:
+        # Report the starting epoch first, so a progress bar opens before the first epoch and times it.
+        if start_epoch:
+            progress(start_epoch, config.epochs, f"resuming after epoch {start_epoch}/{config.epochs}")
+        else:
+            progress(0, config.epochs, f"training for {config.epochs} epochs")
     for epoch in range(start_epoch + 1, config.epochs + 1):
         # Seeding per epoch makes a resumed run draw the same batches, augmentations and dropout as one that
         # never stopped.

@@ -310,11 +310,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a worker from command-line arguments; return the exit status."""
-    return run_from_args(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except NotADirectoryError as err:
+        parser.error(str(err))
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run a worker from parsed arguments (see ``add_arguments``); return the exit status."""
+    """Run a worker from parsed arguments (see ``add_arguments``); return the exit status.
+
+    Raises NotADirectoryError when ``--workspace`` is a file or lies inside one.
+    """
+    Workspace(args.workspace).check_folder()
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s [worker pid %(process)d] %(name)s: %(message)s",

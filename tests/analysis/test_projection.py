@@ -170,3 +170,43 @@ def test_cli_project_too_few_points(analysis_workspace, capsys):
             "--n-neighbors", "30"]
     assert main(args) == 2
     assert "lower n_neighbors" in capsys.readouterr().err
+
+
+def disconnected_features(n_clusters: int = 6, size: int = 8) -> np.ndarray:
+    """Return far-apart clusters of points: UMAP's 5-neighbour graph of them has one component per cluster.
+
+    scikit-learn's spectral embedding of the components' centroids then warns that the graph is not fully connected.
+    """
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(size=(size, 8)) + 100 * k for k in range(n_clusters)]).astype(np.float32)
+
+
+def test_fit_logs_umap_warning(caplog, recwarn):
+    config = ProjectionConfig(n_neighbors=5, min_cluster_size=5, n_epochs=50)
+    with caplog.at_level(logging.WARNING, logger="hyperrep.analysis.projection"):
+        fit_projection(disconnected_features(), config)
+    logged = [r.getMessage() for r in caplog.records if "Graph is not fully connected" in r.getMessage()]
+    assert len(logged) == 1
+    assert "\n" not in logged[0]
+    assert "UserWarning" in logged[0]
+    assert not [w for w in recwarn if "not fully connected" in str(w.message)]
+
+
+def test_cli_project_bar_and_warning(tmp_path, capsys, caplog):
+    workspace = Workspace(tmp_path / "ws")
+    features = disconnected_features()
+    keys = pd.DataFrame({"model_id": [f"m{i:04d}" for i in range(len(features))], "epoch": 0})
+    latent = pd.DataFrame(features, columns=[f"z{i}" for i in range(features.shape[1])])
+    write_parquet(workspace.embeddings_dir / "blobs.parquet", pd.concat([keys, latent], axis=1))
+    args = ["project", "-w", str(workspace.root), "--encoder", "blobs", "--n-neighbors", "5",
+            "--min-cluster-size", "5", "--n-epochs", "50"]
+    with caplog.at_level(logging.WARNING, logger="hyperrep.analysis.projection"):
+        assert main(args) == 0
+    err = capsys.readouterr().err
+    states = [state for state in err.replace("\n", "\r").split("\r") if state.startswith("project:")]
+    assert "0/1 [" in states[0]
+    assert "fitting UMAP and HDBSCAN on 48 points" in err
+    assert "1/1 [" in states[-1]
+    # The warning is logged. Where a log handler writes to stderr, tqdm prints the line above the bar.
+    assert any("Graph is not fully connected" in r.getMessage() for r in caplog.records)
+    assert not any("not fully connected" in state for state in states)

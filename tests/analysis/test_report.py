@@ -73,6 +73,22 @@ def test_report_encoder_and_probe_bars(report_output):
     assert states.index(probe_states[0]) > states.index(encoder_states[-1])
 
 
+def test_report_features_bar(report_output):
+    states = [state for state in report_output[1].replace("\n", "\r").split("\r") if state.strip()]
+    positions = {desc: [i for i, s in enumerate(states) if s.startswith(f"{desc}:")]
+                 for desc in ("encoder", "features", "probes")}
+    feature_states = [states[i] for i in positions["features"]]
+    assert any("embedding the zoo with encoder tiny-seed1" in s for s in feature_states)
+    assert any("token readout of encoder tiny-seed2" in s for s in feature_states)
+    # One step per new encoder to embed (2), then W, s(W) and one per encoder (3).
+    assert " 0/7 [" in feature_states[0]
+    assert " 7/7 [" in feature_states[-1]
+    # The features bar opens after the last encoder epoch and closes before the probes bar opens, so neither the
+    # encoder bar's time nor the probes bar's time includes the feature steps.
+    assert positions["features"][0] > positions["encoder"][-1]
+    assert positions["features"][-1] < positions["probes"][0]
+
+
 def test_report_csv_columns(summary):
     assert list(summary.columns) == ["target", "features", "metric", "mean", "std", "n_seeds"]
 

@@ -28,6 +28,15 @@ def test_embed_writes_float32_latents(small_zoo, overfit_run):
     assert all(str(table[c].dtype) == "float32" for c in columns)
 
 
+def test_embed_progress_starts_at_zero(small_zoo, overfit_run):
+    calls = []
+    embed_zoo(small_zoo, encoder_name="overfit", progress=lambda done, total, message: calls.append((done, total)))
+    n_models = len(small_zoo.model_ids())
+    assert calls[0] == (0, n_models)
+    assert calls[-1] == (n_models, n_models)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
 def test_decode_encode_keeps_accuracy(small_zoo, overfit_run):
     tokens, index = zoo_tokens(small_zoo, overfit_run.layout, "train", epochs=[3])
     latents = encode(overfit_run.model, overfit_run.normaliser, tokens)

@@ -63,11 +63,18 @@ def test_resume_continues_after_interrupt(small_zoo):
 
     calls = []
     resumed = train_encoder(small_zoo, config, name="resumed", progress=lambda d, t, m: calls.append(d))
-    assert calls == [3, 4]
+    assert calls == [2, 3, 4]
     assert resumed.history["epoch"].tolist() == [1, 2, 3, 4]
     assert torch.allclose(
         torch.tensor(resumed.history["loss"].values), torch.tensor(straight.history["loss"].values), rtol=1e-4
     )
+
+
+def test_progress_starts_at_zero(small_zoo):
+    calls = []
+    train_encoder(small_zoo, EncoderConfig(**{**QUICK, "epochs": 2}), name="progress", resume=False,
+                  progress=lambda done, total, message: calls.append((done, total)))
+    assert calls == [(0, 2), (1, 2), (2, 2)]
 
 
 def test_resume_rejects_other_config(small_zoo):
