@@ -91,6 +91,8 @@ def generate_report(
     """Sample with each method around the top ``config.fraction`` of models, run every comparison, write reports.
 
     Returns the report table (REPORT_COLUMNS). Sampling runs are stored under ``samples/`` and reused.
+    ``progress(done, total, message)``, when given, is called with 0 before the first sampler, then after each of
+    the ``len(config.methods) + 3`` steps: one per sampler, the baselines, fine-tuning and transfer.
     """
     config = config or ReportConfig()
     config.validate()
@@ -107,6 +109,10 @@ def generate_report(
         step += 1
         if progress is not None:
             progress(step, n_steps, message)
+
+    if progress is not None:
+        # Report 0 first, so a progress bar opens before the first sampler and times it.
+        progress(0, n_steps, f"sampling with {config.methods[0]}")
 
     # Epoch 0: samplers (with their audit), anchors and random initialisation.
     rows: list[dict] = []

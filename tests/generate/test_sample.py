@@ -114,11 +114,16 @@ def test_cli_missing_workspace_says_so(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_generate_report(digits_encoder):
+def test_cli_generate_report(digits_encoder, capsys):
     code = main(["generate-report", "-w", str(digits_encoder.root), "--methods", "kde,uniform", "--n", "3",
                  "--subsample-k", "6", "--n-finetune", "2", "--finetune-epochs", "1", "--no-transfer"])
     report = pd.read_csv(digits_encoder.reports_dir / "generate.csv")
     assert code == 0
+    # The bar opens at 0 of the 5 steps (2 samplers, baselines, fine-tuning, transfer) and ends at 5.
+    states = [s for s in capsys.readouterr().err.replace("\n", "\r").split("\r") if s.startswith("generate-report:")]
+    assert " 0/5 [" in states[0]
+    assert "sampling with kde" in states[1]
+    assert " 5/5 [" in states[-1]
     assert list(report.columns) == ["method", "stage", "metric", "mean", "std", "n"]
     assert {"anchors", "random_init", "kde", "uniform", "noise_baseline"} <= set(report["method"])
     assert {"epoch0", "finetune1"} <= set(report["stage"])
