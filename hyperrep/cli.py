@@ -61,6 +61,46 @@ class TqdmProgress:
             self.bar = None
 
 
+# The unit that each step's progress counts, shared by the bar of the step's command and the demo's stage bar.
+STAGE_UNITS: dict[str, str] = {"zoo": "model", "encoder": "epoch", "embed": "model", "project": "projection"}
+
+
+def stage_bar(stage: str) -> TqdmProgress:
+    """Return the progress bar of ``stage`` (a key of STAGE_UNITS), labelled with the stage's name."""
+    return TqdmProgress(stage, unit=STAGE_UNITS[stage])
+
+
+class ReportBars:
+    """The ``progress(done, total, message)`` callable of ``probe_report``, drawing each of its stages as a bar.
+
+    The stages are the epochs of encoders trained for missing seeds, the feature steps and the probes. Each bar is
+    labelled ``<prefix><stage>`` and closes when the next stage starts, so each bar's time is that stage's alone.
+    """
+
+    def __init__(self, prefix: str = ""):
+        self.encoder = TqdmProgress(f"{prefix}encoder", unit="epoch")
+        self.features = TqdmProgress(f"{prefix}features", unit="step")
+        self.probes = TqdmProgress(f"{prefix}probes", unit="probe")
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        from hyperrep.analysis.report import ENCODER_PROGRESS_PREFIX, FEATURES_PROGRESS_PREFIX
+
+        if message.startswith(ENCODER_PROGRESS_PREFIX):
+            self.encoder(done, total, message)
+        elif message.startswith(FEATURES_PROGRESS_PREFIX):
+            self.encoder.close()
+            self.features(done, total, message.removeprefix(FEATURES_PROGRESS_PREFIX))
+        else:
+            self.encoder.close()
+            self.features.close()
+            self.probes(done, total, message)
+
+    def close(self) -> None:
+        self.encoder.close()
+        self.features.close()
+        self.probes.close()
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -196,7 +236,7 @@ def _zoo(args: argparse.Namespace) -> int:
     )
     config.validate()
     workspace = _workspace(args.workspace)
-    bar = TqdmProgress("zoo", unit="model")
+    bar = stage_bar("zoo")
     start = time.perf_counter()
     try:
         zoo = build_zoo(workspace, config, progress=bar)
@@ -296,7 +336,7 @@ def _train(args: argparse.Namespace) -> int:
     config.validate()
     workspace = _existing_workspace(args.workspace)
     zoo = Zoo(workspace)
-    bar = TqdmProgress("encoder", unit="epoch")
+    bar = stage_bar("encoder")
     start = time.perf_counter()
     try:
         run = train_encoder(zoo, config, workspace, args.name, progress=bar, resume=not args.restart)
@@ -320,7 +360,7 @@ def _embed(args: argparse.Namespace) -> int:
     from hyperrep.zoo.store import Zoo
 
     workspace = _existing_workspace(args.workspace)
-    bar = TqdmProgress("embed", unit="model")
+    bar = stage_bar("embed")
     try:
         table = embed_zoo(Zoo(workspace), workspace, args.encoder, progress=bar)
     finally:
@@ -353,12 +393,13 @@ def _demo(args: argparse.Namespace) -> int:
         config.zoo.epochs = args.epochs
     if args.encoder_epochs is not None:
         config.encoder.epochs = args.encoder_epochs
-    bars: list[TqdmProgress] = []
+    bars: list[TqdmProgress | ReportBars] = []
 
-    def stage_progress(stage: str) -> TqdmProgress:
+    def stage_progress(stage: str) -> TqdmProgress | ReportBars:
         if bars:
             bars[-1].close()
-        bars.append(TqdmProgress(stage))
+        # The report draws a bar for each of its own stages, labelled "report features", "report probes" and so on.
+        bars.append(ReportBars(prefix="report ") if stage == "report" else stage_bar(stage))
         return bars[-1]
 
     workspace = _workspace(args.workspace)
@@ -427,7 +468,7 @@ def _project(args: argparse.Namespace) -> int:
         epochs=args.epochs,
     )
     workspace = _existing_workspace(args.workspace)
-    bar = TqdmProgress("project", unit="projection")
+    bar = stage_bar("project")
     try:
         projection = project_embeddings(workspace, config, force=args.force, progress=bar)
     finally:
@@ -461,39 +502,20 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("report", "probe test accuracy, epoch and hyperparameters from W, s(W) and embeddings")(_report_arguments)
 def _report(args: argparse.Namespace) -> int:
-    from hyperrep.analysis.report import (
-        ENCODER_PROGRESS_PREFIX, FEATURES_PROGRESS_PREFIX, ReportConfig, probe_report,
-    )
+    from hyperrep.analysis.report import ReportConfig, probe_report
 
     if args.encoders == []:
         # The Python API takes encoders=[] for a report of W and s(W) only. On the command line it is a typo.
         raise ValueError("--encoders names no encoder: name at least one, or leave the option out to use all")
     if args.views is not None and args.readout != "tokens":
         raise ValueError(f"--views {args.views} applies to --readout tokens only: the stored latent has one view")
-    encoder_bar = TqdmProgress("encoder", unit="epoch")
-    features_bar = TqdmProgress("features", unit="step")
-    probe_bar = TqdmProgress("probes", unit="probe")
-
-    def progress(done: int, total: int, message: str) -> None:
-        # Each stage gets its own bar, closed when the next stage starts, so each bar's time is that stage's alone.
-        if message.startswith(ENCODER_PROGRESS_PREFIX):
-            encoder_bar(done, total, message)
-        elif message.startswith(FEATURES_PROGRESS_PREFIX):
-            encoder_bar.close()
-            features_bar(done, total, message.removeprefix(FEATURES_PROGRESS_PREFIX))
-        else:
-            encoder_bar.close()
-            features_bar.close()
-            probe_bar(done, total, message)
-
+    bars = ReportBars()
     try:
         views = {} if args.views is None else {"views": args.views}
         config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout, **views)
-        report = probe_report(_existing_workspace(args.workspace), config, progress=progress)
+        report = probe_report(_existing_workspace(args.workspace), config, progress=bars)
     finally:
-        encoder_bar.close()
-        features_bar.close()
-        probe_bar.close()
+        bars.close()
     print(report.paths["markdown"].read_text())
     print(f"report written to {report.paths['markdown']} and {report.paths['csv']}")
     return 0

@@ -149,3 +149,17 @@ def test_progress_bar_starts_at_resumed_count(capsys):
     value, unit = re.search(r"4/10 \[[^,]*, *([\d.]+)(epoch/s|s/epoch)", states[-1]).groups()
     rate = float(value) if unit == "epoch/s" else 1 / float(value)
     assert rate <= 5.0
+
+
+def test_demo_bars_name_stage_and_unit(capsys, tmp_path):
+    code = main(["demo", "-w", str(tmp_path / "demo"), "--n-models", "12", "--epochs", "2", "--encoder-epochs", "2"])
+    assert code == 0
+    states = bar_states(capsys.readouterr().err)
+    units = {"zoo": "model", "encoder": "epoch", "embed": "model", "project": "projection",
+             "report features": "step", "report probes": "probe"}
+    for desc, unit in units.items():
+        drawn = [s for s in states if s.startswith(f"{desc}:")]
+        assert drawn, desc
+        # tqdm writes the rate as "?model/s" before the first update, then as "model/s" or "s/model".
+        assert all(re.search(rf"(\?|\d){unit}/s|s/{unit}", s) for s in drawn), drawn
+    assert not [s for s in states if s.startswith("report:")]
