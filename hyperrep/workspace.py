@@ -192,9 +192,13 @@ class Workspace:
     def has_zoo(self) -> bool:
         return (self.zoo_dir / "table.parquet").is_file()
 
-    def check_folder(self) -> None:
-        """Raise NotADirectoryError when the root, or a folder above it, is a file, so no workspace can be there."""
-        fix = f"give a folder path or a workspace name under {CACHE_DIR}/"
+    def check_folder(self, fix: str | None = None) -> None:
+        """Raise NotADirectoryError when the root, or a folder above it, is a file, so no workspace can be there.
+
+        ``fix`` ends the message and says what to do instead. The default suits the command line: give a folder
+        path or a workspace name under ``cache/``.
+        """
+        fix = fix or f"give a folder path or a workspace name under {CACHE_DIR}/"
         if self.root.is_file():
             raise NotADirectoryError(f"workspace path {self.root} is a file, not a workspace folder: {fix}")
         for parent in self.root.parents:

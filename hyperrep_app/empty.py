@@ -18,6 +18,12 @@ def require_workspace() -> Workspace:
             f"`hyperrep demo` or `make run` (a workspace is a folder under `{CACHE_DIR}/`)."
         )
         st.stop()
+    try:
+        workspace.check_folder(fix="choose another workspace in the sidebar, create one under **New workspace**, "
+                                   "or start the app with `--workspace` naming a folder")
+    except NotADirectoryError as err:
+        st.error(str(err))
+        st.stop()
     if not workspace.root.is_dir():
         st.error(
             f"Workspace folder `{workspace.root}` not found. Choose another workspace in the sidebar, or create "

@@ -94,7 +94,13 @@ def _create_workspace() -> None:
             f"{name!r} is not a valid workspace name: use letters, digits, '-' or '_'"
         )
         return
-    Workspace(name).root.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace(name)
+    try:
+        workspace.check_folder(fix="move or rename that file, or choose another name")
+    except NotADirectoryError as err:
+        st.session_state["new_workspace_error"] = str(err)
+        return
+    workspace.root.mkdir(parents=True, exist_ok=True)
     st.session_state["workspace_picker"] = name
     st.session_state["new_workspace_name"] = ""
     st.session_state.pop("new_workspace_error", None)
