@@ -81,9 +81,7 @@ def projection_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Compute the UMAP projection and HDBSCAN clusters with ``params`` (ProjectionConfig fields)."""
     from hyperrep.analysis.projection import ProjectionConfig, project_embeddings
 
-    ctx.progress(0, 1, "fitting UMAP and HDBSCAN")
-    projection = project_embeddings(ctx.workspace, ProjectionConfig(**params))
-    ctx.progress(1, 1, "done")
+    projection = project_embeddings(ctx.workspace, ProjectionConfig(**params), progress=ctx.progress)
     return {"key": projection.key, "summary": f"{len(projection.table)} checkpoints projected, "
             f"{projection.n_clusters} clusters, in {projection.seconds:.1f} s"}
 
