@@ -37,20 +37,25 @@ class TqdmProgress:
     The bar is drawn at the first call, so a command that fails validation before any progress prints no empty bar.
     The first call's ``done`` is the bar's starting count, such as the stored epoch of a resumed training run, so
     the rate and time estimate count only the units done after it.
+
+    A call starts a new bar, with its own rate and time estimate, when its count is below the bar's, when its
+    total differs, or when ``subject(message)`` differs from that of the bar's first message. ``subject`` names
+    the run a message belongs to, such as one encoder of several. Without it, a run that starts at the count and
+    total where the last one ended continues that run's bar. ``close()`` ends the bar, so the next call opens one.
     """
 
-    def __init__(self, desc: str, unit: str = "it"):
-        self.desc, self.unit = desc, unit
+    def __init__(self, desc: str, unit: str = "it", subject: Callable[[str], str] | None = None):
+        self.desc, self.unit, self.subject = desc, unit, subject
         self.bar: tqdm | None = None
+        self.bar_subject: str | None = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
-        if self.bar is not None and done < self.bar.n:
-            # A new run (e.g. the next encoder's epochs) starts again from 0: a fresh bar gives it its own rate and
-            # time estimate.
+        subject = self.subject(message) if self.subject is not None else None
+        if self.bar is not None and (done < self.bar.n or total != self.bar.total or subject != self.bar_subject):
             self.close()
         if self.bar is None:
             self.bar = tqdm(desc=self.desc, unit=self.unit, total=total, initial=done, dynamic_ncols=True)
-        self.bar.total = total
+            self.bar_subject = subject
         self.bar.n = done
         self.bar.set_postfix_str(message, refresh=False)
         self.bar.refresh()
@@ -78,7 +83,9 @@ class ReportBars:
     """
 
     def __init__(self, prefix: str = ""):
-        self.encoder = TqdmProgress(f"{prefix}encoder", unit="epoch")
+        # Each encoder's messages start with "encoder <name>: ", so each encoder gets its own bar, even one that
+        # resumes at its last epoch after another encoder's bar ended there.
+        self.encoder = TqdmProgress(f"{prefix}encoder", unit="epoch", subject=lambda message: message.split(": ")[0])
         self.features = TqdmProgress(f"{prefix}features", unit="step")
         self.probes = TqdmProgress(f"{prefix}probes", unit="probe")
 

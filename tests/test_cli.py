@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from hyperrep.cli import TqdmProgress, _train_config, build_parser, main
+from hyperrep.cli import ReportBars, TqdmProgress, _train_config, build_parser, main
 
 
 def train_config(*options: str):
@@ -149,6 +149,32 @@ def test_progress_bar_starts_at_resumed_count(capsys):
     value, unit = re.search(r"4/10 \[[^,]*, *([\d.]+)(epoch/s|s/epoch)", states[-1]).groups()
     rate = float(value) if unit == "epoch/s" else 1 / float(value)
     assert rate <= 5.0
+
+
+def test_progress_bar_new_on_total_change(capsys):
+    bar = TqdmProgress("encoder", unit="epoch")
+    bar(0, 5, "training for 5 epochs")
+    bar(5, 5, "epoch 5/5")
+    bar(5, 10, "resuming after epoch 5/10")
+    bar(6, 10, "epoch 6/10")
+    bar.close()
+    err = capsys.readouterr().err
+    # tqdm ends each closed bar's line with a new line.
+    assert err.count("\n") == 2
+    assert "5/10 [00:00<?, ?epoch/s" in err
+
+
+def test_report_bars_new_per_encoder(capsys):
+    bars = ReportBars()
+    bars(0, 5, "encoder default-seed1: training for 5 epochs")
+    bars(5, 5, "encoder default-seed1: epoch 5/5")
+    # The next encoder's checkpoint is complete: it reports the count and total where the last bar ended.
+    bars(5, 5, "encoder default-seed2: resuming after epoch 5/5")
+    bars.close()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2
+    last = [s for s in bar_states(err) if s.startswith("encoder:")][-1]
+    assert "default-seed2" in last
 
 
 def test_demo_bars_name_stage_and_unit(capsys, tmp_path):
