@@ -26,11 +26,22 @@ CACHE_DIR = Path(os.environ.get("HYPERREP_CACHE", "cache"))
 
 
 def workspace_path(name_or_path: str | Path) -> Path:
-    """Resolve a workspace name (a folder under ``cache/``) or an explicit path to a folder path."""
+    """Resolve a workspace name (a folder under ``cache/``) or an explicit path to a folder path.
+
+    A bare name means ``cache/<name>`` when that exists, or when nothing of that name exists in the current folder.
+    Otherwise it is the path in the current folder, so ``-w myzoo`` finds ``./myzoo``.
+    """
     path = Path(name_or_path)
-    if path.is_absolute() or len(path.parts) > 1 or path.exists():
+    if path.is_absolute() or len(path.parts) > 1:
         return path
-    return CACHE_DIR / path
+    if (CACHE_DIR / path).exists() or not path.exists():
+        return CACHE_DIR / path
+    return path
+
+
+def new_workspace_path(name: str) -> Path:
+    """Return ``cache/<name>``, the folder of a new workspace called ``name``, whatever the current folder holds."""
+    return CACHE_DIR / name
 
 
 def list_workspaces(cache_dir: str | Path | None = None) -> list[str]:
@@ -195,7 +206,7 @@ class Workspace:
     def check_folder(self, fix: str | None = None) -> None:
         """Raise NotADirectoryError when the root, or a folder above it, is a file, so no workspace can be there.
 
-        ``fix`` ends the message and says what to do instead. The default suits the command line: give a folder
+        ``fix`` ends the message and tells the user what to do instead. The default suits the command line: give a folder
         path or a workspace name under ``cache/``.
         """
         fix = fix or f"give a folder path or a workspace name under {CACHE_DIR}/"

@@ -60,3 +60,15 @@ def test_create_workspace_makes_folder(tmp_path, monkeypatch):
     assert (cache / "fresh").is_dir()
     assert at.session_state["workspace"] == "fresh"
     assert "Workspace fresh" in joined(at, "subheader")
+
+
+def test_create_workspace_ignores_local_folder(tmp_path, monkeypatch):
+    # A folder called "docs" in the current folder must not stand in for the new workspace cache/docs.
+    cache = tmp_path / "cache"
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hyperrep.workspace, "CACHE_DIR", cache)
+    at = create_workspace(open_page(None, "app_pages/home.py"), "docs")
+    assert_no_exception(at)
+    assert (cache / "docs").is_dir()
+    assert hyperrep.workspace.Workspace("docs").root == cache / "docs"
