@@ -206,8 +206,8 @@ class Workspace:
     def check_folder(self, fix: str | None = None) -> None:
         """Raise NotADirectoryError when the root, or a folder above it, is a file, so no workspace can be there.
 
-        ``fix`` ends the message and tells the user what to do instead. The default suits the command line: give a folder
-        path or a workspace name under ``cache/``.
+        ``fix`` ends the message and tells the user what to do instead. The default suits the command line: give a
+        folder path or a workspace name under ``cache/``.
         """
         fix = fix or f"give a folder path or a workspace name under {CACHE_DIR}/"
         if self.root.is_file():
