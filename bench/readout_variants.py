@@ -7,6 +7,7 @@ uses) for test accuracy and epoch. The encoders are only read, never retrained. 
 docs/probes.md comes from this script.
 
 Blocks. Token states are pooled per zoo layer over that layer's tokens, after each encoder block unless stated:
+  latent     the latent alone, what `hyperrep embed` stores
   readout    ``HyperAutoencoder.readout``, the product's readout: latent, then mean, std and mean |x| of the
              token states passed through the encoder's final LayerNorm
   meanstd    the latent, then the mean and std only (the readout before mean |x| was added)
@@ -40,8 +41,8 @@ from hyperrep.zoo.store import Zoo
 
 TARGETS = (Target("test_acc", "regression"), Target("epoch", "regression"))
 DEFAULT_VARIANTS = ("meanstd", "readout", "readout+embed", "readout+mlp_abs")
-BLOCKS = ("readout", "meanstd", "embed", "mlp_abs", "mlp_mean", "quantiles", "decoder", "recon", "projection",
-          "compress")
+BLOCKS = ("latent", "readout", "meanstd", "embed", "mlp_abs", "mlp_mean", "quantiles", "decoder", "recon",
+          "projection", "compress")
 QUANTILES = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
 BATCH_SIZE = 500
 
@@ -76,6 +77,7 @@ def _batch_blocks(model: HyperAutoencoder, batch: torch.Tensor) -> dict[str, tor
     B = batch.shape[0]
     blocks = {"readout": model.readout(batch)}
     latent = blocks["readout"][:, :model.config.latent_dim]
+    blocks["latent"] = latent
     blocks["meanstd"] = _mean_std_columns(blocks["readout"], model.config.latent_dim, model.config.d_model)
     x = model.embed(batch) + model.enc_pos  # (B, n_tokens, d_model)
     blocks["embed"] = _per_layer(model, model.enc_ln(x), _mean_std_abs)
