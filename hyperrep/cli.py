@@ -193,7 +193,7 @@ def _existing_workspace(name_or_path: str) -> Workspace:
 
 def _add_workspace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", "-w", default="demo",
-                        help="workspace name under cache/ or a folder path (default: demo)")
+                        help="workspace name under cache/, or a folder path such as ./NAME (default: demo)")
 
 
 # --- zoo ------------------------------------------------------------------------------------------------------
@@ -518,8 +518,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ValueError(f"--views {args.views} applies to --readout tokens only: the stored latent has one view")
     bars = ReportBars()
     try:
-        views = {} if args.views is None else {"views": args.views}
-        config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout, **views)
+        config = ReportConfig(encoders=args.encoders, n_seeds=args.seeds, readout=args.readout, views=args.views)
         report = probe_report(_existing_workspace(args.workspace), config, progress=bars)
     finally:
         bars.close()
@@ -613,7 +612,7 @@ def _generate_report_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = ReportConfig()
     parser.add_argument("workspace_name", nargs="?", default=None, metavar="WORKSPACE",
-                        help="workspace name under cache/ or a folder path; the same as --workspace")
+                        help="workspace name under cache/, or a folder path such as ./NAME; the same as --workspace")
     _add_workspace(parser)
     parser.add_argument("--encoder", default="default", help="name of the trained encoder (default: default)")
     parser.add_argument("--top", type=_fraction, default=defaults.fraction,

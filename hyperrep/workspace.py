@@ -28,20 +28,14 @@ CACHE_DIR = Path(os.environ.get("HYPERREP_CACHE", "cache"))
 def workspace_path(name_or_path: str | Path) -> Path:
     """Resolve a workspace name (a folder under ``cache/``) or an explicit path to a folder path.
 
-    A bare name means ``cache/<name>`` when that exists, or when nothing of that name exists in the current folder.
-    Otherwise it is the path in the current folder, so ``-w myzoo`` finds ``./myzoo``.
+    A bare name such as ``demo`` always means ``cache/demo``, whatever the current folder holds. A path with a
+    folder separator (``./demo``, ``runs/demo``) or an absolute path is used as given.
     """
+    text = str(name_or_path)
     path = Path(name_or_path)
-    if path.is_absolute() or len(path.parts) > 1:
+    if path.is_absolute() or len(path.parts) > 1 or "/" in text or os.sep in text:
         return path
-    if (CACHE_DIR / path).exists() or not path.exists():
-        return CACHE_DIR / path
-    return path
-
-
-def new_workspace_path(name: str) -> Path:
-    """Return ``cache/<name>``, the folder of a new workspace called ``name``, whatever the current folder holds."""
-    return CACHE_DIR / name
+    return CACHE_DIR / path
 
 
 def list_workspaces(cache_dir: str | Path | None = None) -> list[str]:
@@ -52,10 +46,24 @@ def list_workspaces(cache_dir: str | Path | None = None) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "zoo" / "config.json").is_file())
 
 
+def _read_umask() -> int:
+    """Return the process's file mode creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask has no read-only form, and setting it while app threads write files would race.
+_UMASK = _read_umask()
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    # mkstemp creates the file with mode 0600; give it the mode a plain open() would, so others sharing the cache
+    # can read it.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from hyperrep.workspace import CACHE_DIR, Workspace, list_workspaces, new_workspace_path
+from hyperrep.workspace import CACHE_DIR, Workspace, list_workspaces
 
 WORKSPACE = "workspace"  # str: a workspace name under cache/ or a folder path; None when there is none
 ENCODER = "encoder"  # str: the encoder whose embeddings the Explore, Sample and Probe pages use
@@ -94,7 +94,7 @@ def _create_workspace() -> None:
             f"{name!r} is not a valid workspace name: use letters, digits, '-' or '_'"
         )
         return
-    workspace = Workspace(new_workspace_path(name))
+    workspace = Workspace(name)  # a bare name always means cache/<name>
     try:
         workspace.check_folder(fix="move or rename that file, or choose another name")
     except NotADirectoryError as err:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import hyperrep.workspace
-from hyperrep.workspace import new_workspace_path, workspace_path
+from hyperrep.workspace import workspace_path
 
 
 @pytest.fixture
@@ -22,9 +22,14 @@ def test_new_name_goes_under_cache(cache):
     assert workspace_path("fresh") == cache / "fresh"
 
 
-def test_local_folder_found_by_name(cache, tmp_path):
+def test_bare_name_ignores_local_folder(cache, tmp_path):
+    (tmp_path / "docs").mkdir()
+    assert workspace_path("docs") == cache / "docs"
+
+
+def test_dot_slash_means_local_folder(cache, tmp_path):
     (tmp_path / "myzoo").mkdir()
-    assert workspace_path("myzoo").resolve() == (tmp_path / "myzoo").resolve()
+    assert workspace_path("./myzoo").resolve() == (tmp_path / "myzoo").resolve()
 
 
 def test_cache_wins_over_local_folder(cache, tmp_path):
@@ -38,6 +43,8 @@ def test_path_with_folders_kept(cache, tmp_path):
     assert workspace_path("sub/ws").parts == ("sub", "ws")
 
 
-def test_new_workspace_path_ignores_local_folder(cache, tmp_path):
-    (tmp_path / "docs").mkdir()
-    assert new_workspace_path("docs") == cache / "docs"
+def test_written_files_readable_by_others(tmp_path):
+    from hyperrep.workspace import _UMASK, write_text
+
+    write_text(tmp_path / "report.md", "text")
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o666 & ~_UMASK
