@@ -48,7 +48,8 @@ READOUT_LABELS: dict[str, str] = {
     "latent": "the stored latent",
 }
 # Neuron permutations averaged in the token readout. On the 1,000-model mnist-5k zoo (encoder seed 0), the ridge
-# test-accuracy R² was 0.886 with the stored order and 0.900, 0.907 and 0.909 with 1, 4 and 8 permutations.
+# test-accuracy R² was 0.886 with the stored order and 0.900, 0.906 and 0.911 with 1, 4 and 8 permutations
+# (bench/readout_variants.py --views 0,1,4,8).
 DEFAULT_VIEWS = 8
 
 
@@ -64,13 +65,14 @@ class ReportConfig:
     default) recomputes, from each encoder, the latent followed by its pooled token states
     (``HyperAutoencoder.readout``), and needs the encoder's checkpoint. With "tokens", each checkpoint's
     features are the mean over ``views`` random function-preserving permutations of its hidden neurons, drawn
-    from ``view_seed`` (0 views: the stored neuron order; see ``hyperrep.encoder.embed.readout``).
+    from ``view_seed`` (0 views: the stored neuron order; None: ``DEFAULT_VIEWS``; see
+    ``hyperrep.encoder.embed.readout``). The latent readout has one view, so ``views`` is None or 0 there.
     """
 
     encoders: list[str] | None = None
     n_seeds: int | None = None
     readout: str = "tokens"
-    views: int = DEFAULT_VIEWS
+    views: int | None = None
     view_seed: int = 0
 
     def validate(self) -> None:
@@ -79,9 +81,18 @@ class ReportConfig:
             raise ValueError(f"readout={self.readout!r} is unknown: use one of {', '.join(READOUTS)}")
         if self.n_seeds is not None and self.n_seeds < 1:
             raise ValueError(f"n_seeds={self.n_seeds} must be at least 1")
-        if self.views < 0:
+        if self.views is not None and self.views < 0:
             raise ValueError(f"views={self.views} must be >= 0: 0 reads the stored neuron order, k > 0 averages "
                              "the token readout over k random neuron permutations")
+        if self.readout == "latent" and self.views:
+            raise ValueError(f"views={self.views} applies to the token readout only: the stored latent has one "
+                             "view, so leave views unset with readout='latent'")
+
+    def view_count(self) -> int:
+        """Return the number of permutations the hyper-rep features average over (0 for the stored order)."""
+        if self.readout != "tokens":
+            return 0
+        return DEFAULT_VIEWS if self.views is None else self.views
 
 
 @dataclass
@@ -226,7 +237,9 @@ def _feature_matrices(
     matrices[("sW", "")] = weight_statistics(zoo, keys)
     for encoder, embeddings in embedded.items():
         if config.readout == "tokens":
-            start_step(f"computing the token readout of encoder {encoder}")
+            views = config.view_count()
+            start_step(f"computing the token readout of encoder {encoder} "
+                       + (f"over {views} neuron permutations" if views else "in the stored neuron order"))
             matrices[("hyperrep", encoder)] = _token_readout(zoo, workspace, encoder, keys, config)
         else:
             start_step(f"reading the latent of encoder {encoder}")
@@ -245,7 +258,7 @@ def _token_readout(zoo: Zoo, workspace: Workspace, encoder: str, keys: pd.DataFr
             f"token readout needs it: probe its stored latent with `hyperrep report -w {workspace.root} "
             "--readout latent`, or leave it out with --encoders"
         )
-    return readout_zoo(zoo, workspace, encoder, keys, views=config.views, seed=config.view_seed)
+    return readout_zoo(zoo, workspace, encoder, keys, views=config.view_count(), seed=config.view_seed)
 
 
 def _run_probe_quietly(matrix: np.ndarray, table: pd.DataFrame, target: Target) -> tuple[ProbeResult, int]:
@@ -282,10 +295,12 @@ def readout_label(config: ReportConfig) -> str:
     label = READOUT_LABELS[config.readout]
     if config.readout != "tokens":
         return label
-    if config.views == 0:
+    views = config.view_count()
+    if views == 0:
         return label + ", with the neurons in their stored order"
-    plural = "s" if config.views > 1 else ""
-    return label + f", averaged over {config.views} random neuron permutation{plural} of each checkpoint"
+    if views == 1:
+        return label + ", with each checkpoint's neurons in one random order"
+    return label + f", averaged over {views} random neuron permutations of each checkpoint"
 
 
 def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspace, table: pd.DataFrame,
@@ -300,7 +315,7 @@ def _markdown(summary: pd.DataFrame, skipped: dict[str, str], workspace: Workspa
         + ", ".join(f"{n_models.get(s, 0)} {s}" for s in ("train", "val", "test"))
         + ". Scores are on the test models.",
         f"Encoders (one seed each): {', '.join(encoders) if encoders else 'none'}. "
-        "W and s(W) are deterministic, so their std is 0 over 1 seed.",
+        "W and s(W) are deterministic, so their std is 0.",
         f"Hyper-rep features: {readout_label(config)}.",
     ]
     if transforms:
@@ -362,6 +377,7 @@ def probe_report(
     workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     config = config if config is not None else ReportConfig()
     config.validate()
+    config = replace(config, views=config.view_count())  # report.json records the views used
     zoo = Zoo(workspace)
     encoders = _encoders(workspace, config)
     new_encoders = []

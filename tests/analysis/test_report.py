@@ -212,6 +212,22 @@ def test_views_with_latent_readout_rejected(capsys, analysis_workspace):
     assert "--views 4 applies to --readout tokens only" in capsys.readouterr().err
 
 
+def test_latent_report_records_no_views(encoder_workspace, tmp_path):
+    import shutil
+
+    workspace = Workspace(tmp_path / "ws")
+    shutil.copytree(encoder_workspace.root, workspace.root)
+    probe_report(workspace, ReportConfig(encoders=["tiny"], readout="latent"))
+    report = read_json(workspace.reports_dir / "report.json")
+    assert report["config"]["views"] == 0
+    assert report["hyperrep_features"] == "the stored latent"
+
+
+def test_latent_readout_with_views_rejected(analysis_workspace):
+    with pytest.raises(ValueError, match="views=4 applies to the token readout only"):
+        probe_report(analysis_workspace, ReportConfig(readout="latent", views=4))
+
+
 def test_unknown_readout_rejected(analysis_workspace):
     with pytest.raises(ValueError, match="readout='pooled' is unknown: use one of tokens, latent"):
         probe_report(analysis_workspace, ReportConfig(readout="pooled"))
