@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from hyperrep.analysis.report import METRIC_LABELS
 from hyperrep.analysis.trajectories import selection_to_keys
 from hyperrep_app import data, empty, plots, state
 
@@ -32,9 +33,14 @@ if details.get("encoders"):
     st.caption(f"Encoders: {', '.join(details['encoders'])}.")
 if details.get("hyperrep_features"):
     st.caption(f"Hyper-rep features: {details['hyperrep_features']}.")
+logged = sorted({t["name"] for t in details.get("targets", []) if t.get("transform", "none") != "none"})
+if logged:
+    st.caption(f"Regressed on log10: {', '.join(logged)}.")
 wide = report.assign(score=[f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}"
                             for m, s, n in zip(report["mean"], report["std"], report["n_seeds"])])
-wide = wide.pivot_table(index=["target", "metric"], columns="features", values="score", aggfunc="first")
+# Keep the report's row order (test accuracy first), and show metrics as report.md writes them.
+wide = wide.assign(metric=wide["metric"].map(METRIC_LABELS).fillna(wide["metric"]))
+wide = wide.pivot_table(index=["target", "metric"], columns="features", values="score", aggfunc="first", sort=False)
 wide = wide[[f for f in FEATURE_LABELS if f in wide.columns]].rename(columns=FEATURE_LABELS)
 st.dataframe(wide, width="stretch")
 st.download_button("Download report.csv", report.to_csv(index=False).encode(), file_name="report.csv",

@@ -19,8 +19,9 @@ def test_no_report_says_how_to_make_one(explore_workspace):
 def test_report_table_lists_targets(report_workspace):
     at = open_page(report_workspace, PAGE)
     report = at.dataframe[0].value
-    targets = set(report.index.get_level_values("target"))
-    assert "test_acc" in targets
+    targets = list(dict.fromkeys(report.index.get_level_values("target")))
+    assert targets[0] == "test_acc"
+    assert "R²" in set(report.index.get_level_values("metric"))
 
 
 def test_report_names_hyperrep_features(report_workspace):
@@ -28,6 +29,7 @@ def test_report_names_hyperrep_features(report_workspace):
     captions = joined(at, "caption")
     assert "Hyper-rep features: the latent and, after each encoder block" in captions
     assert "averaged over 8 random neuron permutations" in captions
+    assert "Regressed on log10: lr." in captions
 
 
 def test_selection_outlined_in_predictions(report_workspace):
