@@ -408,11 +408,12 @@ def probe_report(
     scores, predictions = [], {}
     unconverged: dict[str, int] = {}  # "target from features" -> solver fits that stopped at max_iter
     total, done = len(targets) * len(matrices), 0
-    if progress is not None:
-        # Report 0 first, so a progress bar opens before the first probe and times it.
-        progress(0, total, "")
     for target in targets:
         for (features, encoder), matrix in matrices.items():
+            if progress is not None:
+                # Name each probe as it starts, as the feature steps do, so a slow probe shows on the bar while
+                # it runs. The first call, at 0, opens the bar before the first probe, so that probe is timed.
+                progress(done, total, _probe_label(target, features, encoder))
             done += 1
             try:
                 result, n_unconverged = _run_probe_quietly(matrix, table, target)
@@ -426,8 +427,8 @@ def probe_report(
                 scores.append({"target": target.name, "features": features, "encoder": encoder,
                                "metric": metric, "value": value, "regularisation": result.regularisation})
             predictions.setdefault(target, []).append(result.predictions.assign(features=features, encoder=encoder))
-            if progress is not None:
-                progress(done, total, _probe_label(target, features, encoder))
+    if progress is not None:
+        progress(total, total, "done")
     if unconverged:
         logger.warning(
             "%d solver fits reached max_iter before converging (sklearn ConvergenceWarning) in the probes of %s; "
