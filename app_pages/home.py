@@ -23,12 +23,17 @@ def step(done: bool, title: str, detail: str, page: str, label: str) -> None:
     right.page_link(page, label=label)
 
 
+def plural(count: int, noun: str) -> str:
+    """Return "1 epoch" or "3 epochs"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 table = data.zoo_table(workspace)
 config = data.zoo_config(workspace)
 if table is not None:
     final = data.final_epoch(table)
     detail = (f"{final['model_id'].nunique()} {config['architecture']} models on {config['dataset']}, "
-              f"{int(table['epoch'].max())} epochs, mean final test accuracy {final['test_acc'].mean():.3f}")
+              f"{plural(int(table['epoch'].max()), 'epoch')}, mean final test accuracy {final['test_acc'].mean():.3f}")
 else:
     detail = f"none yet; build one on the Zoo page or with `hyperrep zoo --workspace {workspace.root}`"
 step(table is not None, "Zoo", detail, "app_pages/zoo.py", "Zoo")
@@ -38,7 +43,7 @@ if encoders:
     parts = []
     for name in encoders:
         history = data.encoder_history(workspace, name)
-        parts.append(f"{name} ({0 if history is None else len(history)} epochs)")
+        parts.append(f"{name} ({plural(0 if history is None else len(history), 'epoch')})")
     detail = ", ".join(parts)
 else:
     detail = "none yet; train one on the Encoder page"
