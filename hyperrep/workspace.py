@@ -214,7 +214,7 @@ class Workspace:
     def check_folder(self, fix: str | None = None) -> None:
         """Raise NotADirectoryError when the root, or a folder above it, is a file, so no workspace can be there.
 
-        ``fix`` ends the message and tells the user what to do instead. The default suits the command line: give a
+        ``fix`` ends the message with what to do instead. The default suits the command line: give a
         folder path or a workspace name under ``cache/``.
         """
         fix = fix or f"give a folder path or a workspace name under {CACHE_DIR}/"

@@ -92,8 +92,8 @@ def test_readout_views_average_permutations(small_zoo, overfit_run):
 
 
 def test_readout_views_reduce_order_dependence(small_zoo, overfit_run):
-    # A function-preserving permutation of the input moves the stored-order readout; the average over 8 random
-    # permutations moves much less, since both sides then average over draws of the same neuron orders.
+    # A function-preserving permutation of the input moves the stored-order readout. The average over 8 random
+    # permutations moves much less, because both sides then average over draws of the same neuron orders.
     tokens, _ = zoo_tokens(small_zoo, overfit_run.layout, "train", epochs=[3])
     model, normaliser = overfit_run.model, overfit_run.normaliser
     permuted = permute(tokens, model.layout, torch.Generator().manual_seed(1))
